@@ -1,0 +1,119 @@
+"""Settings for the panel and the daemon: environment variables, `.env` and a TOML file."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+__all__ = ["DaemonSettings", "PanelSettings", "default_data_dir"]
+
+
+def default_data_dir() -> Path:
+    """Where the embedded default keeps its database, keys and server files."""
+    env = os.environ.get("STELLAR_DATA_DIR")
+    if env:
+        return Path(env).expanduser()
+    xdg = os.environ.get("XDG_DATA_HOME")
+    base = Path(xdg) if xdg else Path.home() / ".local" / "share"
+    return base / "stellarstack"
+
+
+class PanelSettings(BaseSettings):
+    """Configuration of the panel (control plane)."""
+
+    model_config = SettingsConfigDict(env_prefix="STELLAR_", env_file=".env", extra="ignore")
+
+    data_dir: Path = Field(default_factory=default_data_dir)
+    database_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("DATABASE_URL", "STELLAR_DATABASE_URL"),
+        description="SQLAlchemy URL; empty means SQLite in the data directory.",
+    )
+    redis_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("REDIS_URL", "STELLAR_REDIS_URL"),
+        description="Redis URL; empty means the in-process broker (single process only).",
+    )
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=1, le=65535)
+    public_url: str | None = Field(default=None, description="URL browsers use to reach the panel.")
+    secret_key: str | None = Field(default=None, description="Signs cookies; generated if empty.")
+    trusted_proxies: list[str] = Field(default_factory=list)
+    max_body_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
+    log_level: str = "info"
+    log_json: bool = False
+    dependency_timeout: float = Field(default=2.0, gt=0, description="Seconds per health probe.")
+
+    @property
+    def effective_database_url(self) -> str:
+        """The configured database, or the embedded SQLite file."""
+        if self.database_url:
+            return normalize_database_url(self.database_url)
+        return f"sqlite+aiosqlite:///{self.data_dir / 'stellarstack.db'}"
+
+    @property
+    def effective_public_url(self) -> str:
+        """The URL the panel is reached at (for links, origins and the install command)."""
+        return self.public_url or f"http://{self.host}:{self.port}"
+
+
+def normalize_database_url(url: str) -> str:
+    """Pick the async driver for URLs written the usual way (`postgresql://`, `sqlite://`)."""
+    for plain, driver in (
+        ("postgresql://", "postgresql+psycopg://"),
+        ("postgres://", "postgresql+psycopg://"),
+        ("sqlite://", "sqlite+aiosqlite://"),
+    ):
+        if url.startswith(plain):
+            return driver + url[len(plain) :]
+    return url
+
+
+class DaemonSettings(BaseSettings):
+    """Configuration of a node daemon: `STELLAR_DAEMON_*` variables over its TOML file."""
+
+    model_config = SettingsConfigDict(env_prefix="STELLAR_DAEMON_", extra="ignore")
+
+    config_file: Path | None = Field(default=None, exclude=True)
+    data_dir: Path = Field(default_factory=lambda: default_data_dir() / "daemon")
+    node_id: str | None = None
+    panel_url: str | None = None
+    api_token: str | None = None
+    redis_url: str | None = None
+    host: str = "127.0.0.1"
+    port: int = Field(default=5000, ge=1, le=65535)
+    heartbeat_interval: float = Field(default=30.0, gt=0)
+    runtime: str = Field(default="auto", pattern="^(auto|docker|process)$")
+    docker_host: str | None = None
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Read the TOML file named by STELLAR_DAEMON_CONFIG under init args and env vars."""
+        toml_path = os.environ.get("STELLAR_DAEMON_CONFIG")
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if toml_path:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=Path(toml_path)))
+        return tuple(sources)
+
+    @classmethod
+    def from_file(cls, path: Path, **overrides: Any) -> DaemonSettings:
+        """Load a daemon config file (TOML), letting explicit overrides win."""
+        source = TomlConfigSettingsSource(cls, toml_file=path)
+        values = {**source(), **overrides}
+        return cls(**values)
