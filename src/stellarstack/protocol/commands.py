@@ -1,0 +1,112 @@
+"""Panel → daemon commands (spec §5.3): the envelope and the command types.
+
+Usage::
+
+    cmd = Command.create(CommandType.SERVER_START, {"serverId": "srv-1"}, ttl=60)
+    await broker.append(keys.node_commands_stream(node_id), cmd.to_fields())
+    ...
+    cmd = Command.from_fields(message.fields)      # on the daemon
+    if cmd.is_expired(now()):
+        ...                                        # report `expired`, do not run
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Any, ClassVar, Self
+
+from pydantic import Field, model_validator
+
+from stellarstack.protocol.wire import Envelope, new_message_id, now
+
+__all__ = ["DEFAULT_COMMAND_TTL", "Command", "CommandStatus", "CommandType"]
+
+DEFAULT_COMMAND_TTL = 300.0
+"""Seconds a command stays valid when the sender gives no ttl."""
+
+
+class CommandType(enum.StrEnum):
+    """The command types a daemon understands (spec §5.3, plus `node.ping`)."""
+
+    SERVER_CREATE = "server.create"
+    SERVER_START = "server.start"
+    SERVER_STOP = "server.stop"
+    SERVER_RESTART = "server.restart"
+    SERVER_KILL = "server.kill"
+    SERVER_DELETE = "server.delete"
+    SERVER_REINSTALL = "server.reinstall"
+    FILES_READ = "files.read"
+    FILES_WRITE = "files.write"
+    FILES_DELETE = "files.delete"
+    BACKUP_CREATE = "backup.create"
+    BACKUP_RESTORE = "backup.restore"
+    NODE_UPDATE = "node.update"
+    NODE_DRAIN = "node.drain"
+    NODE_SHUTDOWN = "node.shutdown"
+    NODE_PING = "node.ping"
+    """Round trip without side effects: health probes and the delivery benchmark."""
+
+
+class CommandStatus(enum.StrEnum):
+    """Outcome of a command, as reported in its `command.result` event."""
+
+    COMPLETED = "completed"
+    FAILED = "failed"
+    EXPIRED = "expired"
+    REJECTED = "rejected"
+    """The entry could not be decoded; it was not run."""
+
+
+class Command(Envelope):
+    """One command: `{id, type, payload, timestamp, expiresAt}`; times are Unix seconds."""
+
+    json_fields: ClassVar[frozenset[str]] = frozenset({"payload"})
+
+    id: str = Field(
+        default_factory=new_message_id, min_length=1, max_length=128, pattern=r"^[\w.:-]+$"
+    )
+    # A plain string rather than CommandType, so a daemon older than its panel can still read
+    # an unknown type and answer "unsupported" instead of dropping the entry as malformed.
+    type: str = Field(min_length=1, max_length=64, pattern=r"^[a-z][a-z0-9_]*(\.[a-z0-9_]+)+$")
+    payload: dict[str, Any] = Field(default_factory=dict)
+    timestamp: float = Field(default_factory=now, ge=0)
+    expires_at: float = Field(ge=0)
+
+    @model_validator(mode="after")
+    def _expiry_after_creation(self) -> Self:
+        if self.expires_at < self.timestamp:
+            raise ValueError("expiresAt is before timestamp")
+        return self
+
+    @classmethod
+    def create(
+        cls,
+        type: CommandType | str,
+        payload: dict[str, Any] | None = None,
+        *,
+        ttl: float = DEFAULT_COMMAND_TTL,
+        at: float | None = None,
+        id: str | None = None,
+    ) -> Self:
+        """A new command valid for `ttl` seconds from `at` (default: now)."""
+        created = now() if at is None else at
+        extra: dict[str, Any] = {} if id is None else {"id": id}
+        return cls(
+            type=str(type),
+            payload=payload or {},
+            timestamp=created,
+            expires_at=created + ttl,
+            **extra,
+        )
+
+    @property
+    def known_type(self) -> CommandType | None:
+        """The type as a CommandType, or None when this build does not know it."""
+        try:
+            return CommandType(self.type)
+        except ValueError:
+            return None
+
+    def is_expired(self, at: float) -> bool:
+        """True when the command must not run any more at Unix time `at`."""
+        return at >= self.expires_at
