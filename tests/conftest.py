@@ -90,3 +90,13 @@ async def browser() -> AsyncIterator[object]:
         )
         yield instance
         await instance.close()
+
+
+@pytest.fixture(scope="session")
+def live_panel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+    """The real embedded default (`stellarstack up`) on a free port, with its first admin."""
+    from tests.support.panel import start_embedded_panel
+
+    panel = start_embedded_panel(tmp_path_factory.mktemp("live-panel"))
+    yield panel
+    panel.stop()

@@ -1,0 +1,5 @@
+"""`python -m stellarstack` runs the CLI."""
+
+from stellarstack.cli import main
+
+main()

@@ -1,0 +1,233 @@
+"""The `stellarstack` command: run the panel, the daemon, migrations and admin tasks."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from stellarstack import __version__
+from stellarstack.logs import configure_logging
+from stellarstack.panel.bootstrap import AdminCredentials, StartupError, preflight, safe_url
+from stellarstack.serve import PortInUse
+from stellarstack.settings import DaemonSettings, PanelSettings
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="stellarstack",
+    help="StellarStack: deploy and run game servers across your own machines.",
+    no_args_is_help=True,
+    add_completion=False,
+    rich_markup_mode=None,
+)
+user_app = typer.Typer(help="Manage user accounts.", no_args_is_help=True)
+app.add_typer(user_app, name="user")
+
+HostOpt = Annotated[str | None, typer.Option(help="Address to listen on.")]
+PortOpt = Annotated[int | None, typer.Option(help="Port to listen on.", min=1, max=65535)]
+DataDirOpt = Annotated[
+    Path | None, typer.Option("--data-dir", help="Data directory (STELLAR_DATA_DIR).")
+]
+
+
+def _fail(message: str) -> typer.Exit:
+    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+    return typer.Exit(1)
+
+
+def _panel_settings(host: str | None, port: int | None, data_dir: Path | None) -> PanelSettings:
+    overrides: dict[str, object] = {}
+    if host:
+        overrides["host"] = host
+    if port:
+        overrides["port"] = port
+    if data_dir:
+        overrides["data_dir"] = data_dir
+    try:
+        return PanelSettings(**overrides)  # type: ignore[arg-type]
+    except ValueError as exc:
+        raise _fail(f"invalid configuration: {exc}") from exc
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"stellarstack {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")
+    ] = False,
+) -> None:
+    """StellarStack: deploy and run game servers across your own machines."""
+
+
+def _announce(url: str, credentials: AdminCredentials | None) -> None:
+    typer.secho(f"\n  StellarStack {__version__} is running at {url}", bold=True)
+    if credentials:
+        typer.echo("  First admin account (shown once; change the password after signing in):")
+        typer.secho(f"    email:    {credentials.email}", fg=typer.colors.GREEN)
+        typer.secho(f"    password: {credentials.password}", fg=typer.colors.GREEN)
+    typer.echo("  Press Ctrl-C to stop.\n")
+
+
+@app.command()
+def up(host: HostOpt = None, port: PortOpt = None, data_dir: DataDirOpt = None) -> None:
+    """Run everything on this machine: panel, local node daemon, SQLite, in-process broker."""
+    from stellarstack.embedded import run_embedded
+
+    settings = _panel_settings(host, port, data_dir)
+    configure_logging(settings.log_level, json=settings.log_json)
+    try:
+        asyncio.run(run_embedded(settings, _announce))
+    except PortInUse as exc:
+        raise _fail(str(exc)) from exc
+    except KeyboardInterrupt:
+        pass
+
+
+@app.command()
+def panel(
+    host: HostOpt = None,
+    port: PortOpt = None,
+    data_dir: DataDirOpt = None,
+    migrate: Annotated[
+        bool, typer.Option(help="Upgrade the database schema before starting.")
+    ] = False,
+) -> None:
+    """Run the panel alone (production: DATABASE_URL, REDIS_URL, several replicas)."""
+    from stellarstack.panel.app import create_app
+    from stellarstack.panel.bootstrap import ensure_data_dir
+    from stellarstack.panel.db import migrate as migrations
+    from stellarstack.serve import listen, run_until_signalled
+
+    settings = _panel_settings(host, port, data_dir)
+    configure_logging(settings.log_level, json=settings.log_json)
+
+    async def run() -> None:
+        ensure_data_dir(settings)
+        if migrate:
+            await preflight(settings, require_head=False)
+            await migrations.upgrade(settings.effective_database_url)
+        await preflight(settings)
+        listener = listen(create_app(settings), settings.host, settings.port)
+        await run_until_signalled([listener])
+
+    try:
+        asyncio.run(run())
+    except (StartupError, PortInUse) as exc:
+        raise _fail(str(exc)) from exc
+    except KeyboardInterrupt:
+        pass
+
+
+@app.command()
+def daemon(
+    config: Annotated[
+        Path | None, typer.Option(help="Daemon config file (TOML).", exists=True, dir_okay=False)
+    ] = None,
+) -> None:
+    """Run the node daemon: game servers in Docker or as processes, driven by the panel."""
+    from stellarstack.daemon.service import run_daemon
+
+    settings = DaemonSettings.from_file(config) if config else DaemonSettings()
+    configure_logging("info")
+    try:
+        asyncio.run(run_daemon(settings))
+    except PortInUse as exc:
+        raise _fail(str(exc)) from exc
+    except KeyboardInterrupt:
+        pass
+
+
+@app.command(name="migrate")
+def migrate_cmd(
+    revision: Annotated[str, typer.Option(help="Target revision.")] = "head",
+    downgrade: Annotated[
+        bool, typer.Option("--downgrade", help="Downgrade to REVISION instead.")
+    ] = False,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Upgrade (or downgrade) the database schema."""
+    from stellarstack.panel.bootstrap import ensure_data_dir
+    from stellarstack.panel.db import migrate as migrations
+
+    settings = _panel_settings(None, None, data_dir)
+    configure_logging(settings.log_level, json=settings.log_json)
+    url = settings.effective_database_url
+
+    async def run() -> str | None:
+        ensure_data_dir(settings)
+        await preflight(settings, require_head=False)
+        if downgrade:
+            await migrations.downgrade(url, revision)
+        else:
+            await migrations.upgrade(url, revision)
+        return await migrations.current(url)
+
+    try:
+        at = asyncio.run(run())
+    except StartupError as exc:
+        raise _fail(str(exc)) from exc
+    typer.echo(f"{safe_url(url)} is at revision {at}")
+
+
+@user_app.command("create")
+def user_create(
+    email: Annotated[str, typer.Option(prompt=True, help="Email address (the sign-in name).")],
+    name: Annotated[str | None, typer.Option(help="Display name.")] = None,
+    role: Annotated[str, typer.Option(help="USER, SUPPORT, MODERATOR, ADMIN or SUPER_ADMIN.")] = "USER",
+    password: Annotated[
+        str | None, typer.Option(help="Password; a random one is generated and shown if omitted.")
+    ] = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Create a user account."""
+    from stellarstack.panel.auth.service import create_user, find_user_by_email
+    from stellarstack.panel.bootstrap import ensure_data_dir
+    from stellarstack.panel.db.enums import Role
+    from stellarstack.panel.db.session import Database
+
+    try:
+        chosen_role = Role(role.upper())
+    except ValueError as exc:
+        raise _fail(f"unknown role {role!r}; choose one of {', '.join(r.value for r in Role)}") from exc
+    if "@" not in email or len(email) > 320:
+        raise _fail(f"{email!r} is not an email address")
+    if password is not None and len(password) < 8:
+        raise _fail("the password must be at least 8 characters long")
+    secret = password or secrets.token_urlsafe(12)
+    settings = _panel_settings(None, None, data_dir)
+    configure_logging("warning")
+
+    async def run() -> None:
+        ensure_data_dir(settings)
+        await preflight(settings)
+        database = Database(settings.effective_database_url)
+        try:
+            async with database.sessionmaker() as db:
+                if await find_user_by_email(db, email):
+                    raise StartupError(f"a user with the email {email} already exists")
+                await create_user(db, email, secret, name=name, role=chosen_role)
+                await db.commit()
+        finally:
+            await database.dispose()
+
+    try:
+        asyncio.run(run())
+    except StartupError as exc:
+        raise _fail(str(exc)) from exc
+    typer.echo(f"created {chosen_role.value} {email.strip().lower()}")
+    if password is None:
+        typer.echo(f"password: {secret}")
+
+
+def main() -> None:
+    """Entry point of the `stellarstack` console script."""
+    app()

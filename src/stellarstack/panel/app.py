@@ -1,0 +1,105 @@
+"""The panel's FastAPI application: routers, middleware, error mapping, lifespan."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+from stellarstack import __version__
+from stellarstack.broker import Broker, create_broker
+from stellarstack.logs import get_logger
+from stellarstack.panel import web
+from stellarstack.panel.auth.routes import router as auth_router
+from stellarstack.panel.db.session import Database
+from stellarstack.panel.domain.users.routes import router as users_router
+from stellarstack.panel.errors import install_error_handlers
+from stellarstack.panel.health import check_health
+from stellarstack.panel.middleware import (
+    RequestIdMiddleware,
+    RequestMetrics,
+    RequestMetricsMiddleware,
+)
+from stellarstack.settings import PanelSettings
+
+__all__ = ["api_router", "create_app"]
+
+log = get_logger(__name__)
+
+API_DESCRIPTION = """
+The StellarStack panel API. Authenticate with the session cookie (browser) or an API key
+(`Authorization: Bearer strk_…`). Every error is an RFC 7807 problem inside
+`{"success": false, "error": {…}}`.
+"""
+
+
+def api_router() -> APIRouter:
+    """All `/api/v1` routes."""
+    router = APIRouter(prefix="/api/v1")
+    router.include_router(auth_router)
+    router.include_router(users_router)
+    return router
+
+
+def create_app(
+    settings: PanelSettings | None = None,
+    *,
+    database: Database | None = None,
+    broker: Broker | None = None,
+) -> FastAPI:
+    """Build the panel app; a database or broker passed in is used and left open."""
+    settings = settings or PanelSettings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        own_db = database is None
+        own_broker = broker is None
+        app.state.database = database or Database(settings.effective_database_url)
+        app.state.broker = broker or create_broker(settings.redis_url)
+        log.info("panel.started", version=__version__, url=settings.effective_public_url)
+        try:
+            yield
+        finally:
+            log.info("panel.stopping")
+            if own_broker:
+                await app.state.broker.close()
+            if own_db:
+                await app.state.database.dispose()
+
+    app = FastAPI(
+        title="StellarStack",
+        version=__version__,
+        description=API_DESCRIPTION,
+        lifespan=lifespan,
+        docs_url="/docs",
+        redoc_url=None,
+        openapi_url="/openapi.json",
+        max_body_size=settings.max_body_bytes,
+    )
+    app.state.settings = settings
+    metrics_registry = CollectorRegistry()
+    app.add_middleware(RequestMetricsMiddleware, metrics=RequestMetrics(metrics_registry))
+    app.add_middleware(RequestIdMiddleware)
+    install_error_handlers(app)
+
+    @app.get("/health", tags=["system"])
+    async def health(request: Request) -> JSONResponse:
+        """Health of the panel, its database and broker, and node counts (200 or 503)."""
+        report = await check_health(
+            request.app.state.database, request.app.state.broker,
+            timeout=settings.dependency_timeout,
+        )
+        return JSONResponse(report, status_code=200 if report["status"] == "healthy" else 503)
+
+    @app.get("/metrics", tags=["system"], include_in_schema=False)
+    async def metrics() -> Response:
+        """Prometheus metrics of this panel process."""
+        return Response(generate_latest(metrics_registry), media_type=CONTENT_TYPE_LATEST)
+
+    app.include_router(api_router())
+    app.include_router(web.router)
+    web.mount_static(app)
+    return app

@@ -1,0 +1,1 @@
+"""Identity: passwords, server-side sessions and the sign-in flow."""

@@ -1,0 +1,1 @@
+"""Business domains of the panel, one folder each: routes (thin), service, schemas."""

@@ -1,0 +1,92 @@
+"""Health of the panel and its dependencies (spec §15.2): 200 healthy, 503 degraded."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from sqlalchemy import func, select
+
+from stellarstack import __version__
+from stellarstack.broker import Broker, MemoryBroker
+from stellarstack.logs import get_logger
+from stellarstack.panel.db.enums import NodeStatus
+from stellarstack.panel.db.models import Node
+from stellarstack.panel.db.session import Database
+
+__all__ = ["HealthReport", "check_health"]
+
+log = get_logger(__name__)
+HealthReport = dict[str, Any]
+Status = Literal["healthy", "unhealthy"]
+
+
+async def _timed(probe: Awaitable[Any], timeout: float) -> tuple[Status, float, str | None]:
+    start = time.perf_counter()
+    try:
+        await asyncio.wait_for(probe, timeout)
+    except Exception as exc:  # any failure of a dependency is a finding, not a crash
+        return "unhealthy", _ms(start), _describe(exc)
+    return "healthy", _ms(start), None
+
+
+def _ms(start: float) -> float:
+    return round((time.perf_counter() - start) * 1000, 2)
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, TimeoutError):
+        return "timed out"
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return text[:200]
+
+
+async def _node_counts(database: Database) -> dict[str, int]:
+    async with database.sessionmaker() as session:
+        rows = (
+            await session.execute(select(Node.status, func.count()).group_by(Node.status))
+        ).all()
+    counts = {status: int(n) for status, n in rows}
+    return {
+        "total": sum(counts.values()),
+        "healthy": counts.get(NodeStatus.ONLINE, 0),
+        "unhealthy": counts.get(NodeStatus.UNHEALTHY, 0),
+        "offline": counts.get(NodeStatus.OFFLINE, 0),
+    }
+
+
+async def check_health(database: Database, broker: Broker, *, timeout: float) -> HealthReport:
+    """Probe the database and the broker concurrently and count nodes by status."""
+    (db_status, db_ms, db_err), (br_status, br_ms, br_err) = await asyncio.gather(
+        _timed(database.ping(), timeout), _timed(broker.ping(), timeout)
+    )
+    checks: dict[str, Any] = {
+        "database": {"status": db_status, "latency": db_ms},
+        "redis": {
+            "status": br_status,
+            "latency": br_ms,
+            "mode": "embedded" if isinstance(broker, MemoryBroker) else "redis",
+        },
+    }
+    if db_err:
+        checks["database"]["error"] = db_err
+    if br_err:
+        checks["redis"]["error"] = br_err
+    nodes: dict[str, Any] = {"total": 0, "healthy": 0, "unhealthy": 0, "offline": 0}
+    if db_status == "healthy":
+        try:
+            nodes = await asyncio.wait_for(_node_counts(database), timeout)
+        except Exception as exc:
+            log.warning("health.node_count_failed", error=_describe(exc))
+            nodes = {**nodes, "error": _describe(exc)}
+    checks["nodes"] = nodes
+    degraded = db_status != "healthy" or br_status != "healthy"
+    return {
+        "status": "degraded" if degraded else "healthy",
+        "version": __version__,
+        "checks": checks,
+        "timestamp": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+    }
