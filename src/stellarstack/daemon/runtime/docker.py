@@ -1,0 +1,340 @@
+"""The Docker runtime: one container per server through the Engine API 1.41 (aiodocker)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator, Callable
+from datetime import datetime
+from typing import Any, ClassVar
+
+import aiodocker
+import aiohttp
+from aiodocker.containers import DockerContainer
+from aiodocker.stream import Stream
+
+from stellarstack.daemon.runtime.base import (
+    ContainerSpec,
+    ContainerState,
+    ContainerStatus,
+    OutputLine,
+    OutputStream,
+    ResourceStats,
+    Runtime,
+    StreamName,
+)
+from stellarstack.daemon.runtime.errors import (
+    ContainerConflictError,
+    ContainerNotFoundError,
+    ContainerRuntimeError,
+    RuntimeUnavailableError,
+)
+from stellarstack.daemon.runtime.output import LineSplitter
+
+__all__ = ["API_VERSION", "LABEL_MANAGED", "LABEL_NODE_ID", "LABEL_SERVER_ID", "DockerRuntime"]
+
+API_VERSION = "v1.41"
+LABEL_MANAGED = "stellarstack.managed"
+LABEL_SERVER_ID = "stellarstack.server_id"
+LABEL_NODE_ID = "stellarstack.node_id"
+
+# Capabilities a game never needs; dropping them narrows what a compromised server can do.
+_DROPPED_CAPS = [
+    "setpcap", "mknod", "audit_write", "net_raw", "dac_override",
+    "fowner", "fsetid", "net_bind_service", "sys_chroot", "setfcap",
+]  # fmt: skip
+_STREAMS: dict[int, StreamName] = {1: "stdout", 2: "stderr"}
+
+
+def container_config(spec: ContainerSpec, labels: dict[str, str]) -> dict[str, Any]:
+    """The Engine API create body for a spec: limits, loopback-or-given port bindings, labels."""
+    ports = {f"{p.target_port}/{p.protocol}": p for p in spec.ports}
+    bindings: dict[str, list[dict[str, str]]] = {}
+    for key, p in ports.items():
+        bindings.setdefault(key, []).append({"HostIp": p.host_ip, "HostPort": str(p.host_port)})
+    host_config: dict[str, Any] = {
+        "PortBindings": bindings,
+        "RestartPolicy": {"Name": "no"},
+        "Init": True,
+        "SecurityOpt": ["no-new-privileges"],
+        "CapDrop": _DROPPED_CAPS,
+        "LogConfig": {"Type": "json-file", "Config": {"max-size": "5m", "max-file": "2"}},
+    }
+    if spec.memory_limit is not None:
+        host_config["Memory"] = spec.memory_limit
+        host_config["MemorySwap"] = spec.memory_limit  # no swap on top of the limit
+    if spec.cpu_limit is not None:
+        host_config["NanoCpus"] = int(spec.cpu_limit * 1_000_000_000)
+    if spec.pids_limit is not None:
+        host_config["PidsLimit"] = spec.pids_limit
+    if spec.volume_dir is not None:
+        host_config["Binds"] = [f"{spec.volume_dir}:{spec.working_dir}"]
+    config: dict[str, Any] = {
+        "Image": spec.image,
+        "Env": [f"{name}={value}" for name, value in spec.env.items()],
+        "Labels": {**spec.labels, **labels},
+        "WorkingDir": spec.working_dir,
+        "ExposedPorts": {key: {} for key in ports},
+        "OpenStdin": True,
+        "StdinOnce": False,
+        "AttachStdin": True,
+        "AttachStdout": True,
+        "AttachStderr": True,
+        "Tty": False,
+        "HostConfig": host_config,
+    }
+    if spec.command:
+        config["Cmd"] = list(spec.command)
+    if spec.user:
+        config["User"] = spec.user
+    return config
+
+
+@contextlib.asynccontextmanager
+async def _translated(server_id: str) -> AsyncIterator[None]:
+    """Turn aiodocker and connection errors into runtime errors."""
+    try:
+        yield
+    except aiodocker.DockerError as exc:
+        detail = f"{server_id}: {exc.message}"
+        if exc.status == 404:
+            raise ContainerNotFoundError(detail) from exc
+        if exc.status in (304, 409):
+            raise ContainerConflictError(detail) from exc
+        raise ContainerRuntimeError(f"docker error {exc.status}: {detail}") from exc
+    except (aiohttp.ClientConnectionError, OSError) as exc:
+        raise RuntimeUnavailableError(f"Docker Engine unreachable: {exc}") from exc
+
+
+def _parse_time(value: str | None) -> datetime | None:
+    if not value or value.startswith("0001-"):
+        return None
+    # Docker writes RFC 3339 with nanoseconds; Python parses at most microseconds.
+    head, _, frac = value.rstrip("Z").partition(".")
+    micro = frac[:6].ljust(6, "0") if frac else "000000"
+    return datetime.fromisoformat(f"{head}.{micro}+00:00")
+
+
+def _status(value: str) -> ContainerStatus:
+    try:
+        return ContainerStatus(value)
+    except ValueError:  # "removing" and future states
+        return ContainerStatus.DEAD
+
+
+class _DockerOutput(OutputStream):
+    """Lines from an attach connection, stdout and stderr split separately."""
+
+    def __init__(self, stream: Stream) -> None:
+        self._stream = stream
+        self._splitters = {1: LineSplitter(), 2: LineSplitter()}
+        self._pending: list[OutputLine] = []
+        self._done = False
+
+    async def __anext__(self) -> OutputLine:
+        while not self._pending:
+            if self._done:
+                raise StopAsyncIteration
+            message = await self._stream.read_out()
+            if message is None:
+                self._done = True
+                for fd, splitter in self._splitters.items():
+                    self._pending += [OutputLine(_STREAMS[fd], t) for t in splitter.flush()]
+                continue
+            fd = message.stream if message.stream in self._splitters else 1
+            lines = self._splitters[fd].feed(message.data)
+            self._pending += [OutputLine(_STREAMS[fd], text) for text in lines]
+        return self._pending.pop(0)
+
+    async def aclose(self) -> None:
+        self._done = True
+        await self._stream.close()
+
+
+class DockerRuntime(Runtime):
+    """Servers as Docker containers named `stellar-<server id>` (create in a running loop)."""
+
+    name: ClassVar[str] = "docker"
+
+    def __init__(self, host: str | None = None, *, node_id: str | None = None) -> None:
+        try:
+            self._docker = aiodocker.Docker(url=host, api_version=API_VERSION)
+        except (ValueError, OSError) as exc:
+            raise RuntimeUnavailableError(f"no Docker Engine configured: {exc}") from exc
+        self._node_id = node_id
+
+    def _labels(self, server_id: str) -> dict[str, str]:
+        labels = {LABEL_MANAGED: "true", LABEL_SERVER_ID: server_id}
+        if self._node_id:
+            labels[LABEL_NODE_ID] = self._node_id
+        return labels
+
+    @staticmethod
+    def container_name(server_id: str) -> str:
+        """The container name used for a server."""
+        return f"stellar-{server_id}"
+
+    async def _container(self, server_id: str) -> DockerContainer:
+        async with _translated(server_id):
+            return await self._docker.containers.get(self.container_name(server_id))
+
+    async def ping(self) -> None:
+        """Check the engine answers; raise RuntimeUnavailableError otherwise."""
+        try:
+            async with _translated("-"):
+                await self._docker.version()
+        except ContainerRuntimeError as exc:
+            raise RuntimeUnavailableError(str(exc)) from exc
+
+    async def create(self, spec: ContainerSpec) -> ContainerState:
+        """Create the container (stopped) with the spec's limits, ports, volume and labels."""
+        if spec.volume_dir is not None:
+            await asyncio.to_thread(spec.volume_dir.mkdir, parents=True, exist_ok=True)
+        config = container_config(spec, self._labels(spec.server_id))
+        async with _translated(spec.server_id):
+            await self._docker.containers.create(config, name=self.container_name(spec.server_id))
+        return await self.status(spec.server_id)
+
+    async def start(self, server_id: str) -> None:
+        """Start the container."""
+        container = await self._container(server_id)
+        async with _translated(server_id):
+            await container.start()
+
+    async def stop(
+        self, server_id: str, *, signal: str = "SIGTERM", grace: float = 30.0
+    ) -> ContainerState:
+        """Send `signal`, wait up to `grace` seconds, then SIGKILL."""
+        # Engine API 1.41 has no signal on /stop, so stop is kill(signal) + wait + kill.
+        with contextlib.suppress(ContainerConflictError):
+            await self.kill(server_id, signal=signal)
+        try:
+            async with asyncio.timeout(grace):
+                return await self.wait(server_id)
+        except TimeoutError:
+            with contextlib.suppress(ContainerConflictError):
+                await self.kill(server_id, signal="SIGKILL")
+            return await self.wait(server_id)
+
+    async def kill(self, server_id: str, *, signal: str = "SIGKILL") -> None:
+        """Send a signal to the container's main process."""
+        container = await self._container(server_id)
+        async with _translated(server_id):
+            await container.kill(signal=signal)
+
+    async def remove(self, server_id: str) -> None:
+        """Force-remove the container (the bind-mounted files stay)."""
+        container = await self._container(server_id)
+        async with _translated(server_id):
+            await container.delete(force=True, v=True)
+
+    async def status(self, server_id: str) -> ContainerState:
+        """Inspect the container."""
+        container = await self._container(server_id)
+        async with _translated(server_id):
+            info = await container.show()
+        state = info["State"]
+        status = _status(state["Status"])
+        ended = status in (ContainerStatus.EXITED, ContainerStatus.DEAD)
+        return ContainerState(
+            server_id=server_id,
+            status=status,
+            container_id=info["Id"],
+            exit_code=state.get("ExitCode") if ended else None,
+            started_at=_parse_time(state.get("StartedAt")),
+            finished_at=_parse_time(state.get("FinishedAt")),
+            oom_killed=bool(state.get("OOMKilled")),
+        )
+
+    async def wait(self, server_id: str) -> ContainerState:
+        """Wait until the container is not running."""
+        container = await self._container(server_id)
+        async with _translated(server_id):
+            await container.wait(condition="not-running")
+        return await self.status(server_id)
+
+    async def attach(self, server_id: str) -> OutputStream:
+        """Attach to stdout/stderr; the connection is open when this returns."""
+        container = await self._container(server_id)
+        stream = container.attach(stdout=True, stderr=True, logs=False)
+        async with _translated(server_id):
+            await stream.__aenter__()
+        return _DockerOutput(stream)
+
+    async def logs(self, server_id: str, *, tail: int = 100) -> list[OutputLine]:
+        """The last `tail` lines, stdout and stderr merged in time order."""
+        container = await self._container(server_id)
+        stamped: list[tuple[str, OutputLine]] = []
+        async with _translated(server_id):
+            for name in ("stdout", "stderr"):
+                chunks = await container.log(
+                    **{name: True}, tail=str(tail), timestamps=True, follow=False
+                )
+                for line in "".join(chunks).splitlines():
+                    stamp, _, text = line.partition(" ")
+                    stamped.append((stamp, OutputLine(name, text)))
+        stamped.sort(key=lambda item: item[0])
+        return [line for _, line in stamped[-tail:]] if tail > 0 else []
+
+    async def send_input(self, server_id: str, data: str) -> None:
+        """Write to the container's stdin over a short attach connection."""
+        container = await self._container(server_id)
+        stream = container.attach(stdin=True)
+        async with _translated(server_id), stream:
+            await stream.write_in(data.encode())
+
+    async def stats(self, server_id: str) -> ResourceStats:
+        """One stats sample (the engine takes about a second to measure cpu)."""
+        container = await self._container(server_id)
+        async with _translated(server_id):
+            samples = await container.stats(stream=False)
+        if not samples:
+            raise ContainerConflictError(f"{server_id}: no stats (is it running?)")
+        return resource_stats(samples[0])
+
+    async def list_managed(self) -> list[ContainerState]:
+        """Every container labelled as ours (and this node's, when a node id is known)."""
+        wanted = [LABEL_SERVER_ID]
+        if self._node_id:
+            wanted.append(f"{LABEL_NODE_ID}={self._node_id}")
+        async with _translated("-"):
+            found = await self._docker.containers.list(
+                all=True, filters=json.dumps({"label": wanted})
+            )
+        return [
+            ContainerState(
+                server_id=c["Labels"][LABEL_SERVER_ID],
+                status=_status(c["State"]),
+                container_id=c.id,
+            )
+            for c in found
+        ]
+
+    async def close(self) -> None:
+        """Close the HTTP client; containers keep running."""
+        await self._docker.close()
+
+
+def resource_stats(sample: dict[str, Any]) -> ResourceStats:
+    """Convert one Engine API stats sample (cgroup v1 or v2) to ResourceStats."""
+    cpu, pre = sample.get("cpu_stats", {}), sample.get("precpu_stats", {})
+    cpu_delta = cpu.get("cpu_usage", {}).get("total_usage", 0) - pre.get("cpu_usage", {}).get(
+        "total_usage", 0
+    )
+    system_delta = cpu.get("system_cpu_usage", 0) - pre.get("system_cpu_usage", 0)
+    online = cpu.get("online_cpus") or len(cpu.get("cpu_usage", {}).get("percpu_usage") or [1])
+    cpu_percent = cpu_delta / system_delta * online * 100 if system_delta > 0 else 0.0
+    memory = sample.get("memory_stats", {})
+    details = memory.get("stats", {})
+    cache: Callable[[str], int] = lambda key: int(details.get(key, 0))  # noqa: E731
+    used = memory.get("usage", 0) - (cache("inactive_file") or cache("total_inactive_file"))
+    networks = sample.get("networks") or {}
+    return ResourceStats(
+        cpu_percent=max(cpu_percent, 0.0),
+        memory_bytes=max(int(used), 0),
+        memory_limit_bytes=int(memory.get("limit", 0)),
+        network_rx_bytes=sum(int(n.get("rx_bytes", 0)) for n in networks.values()),
+        network_tx_bytes=sum(int(n.get("tx_bytes", 0)) for n in networks.values()),
+        pids=int(sample.get("pids_stats", {}).get("current", 0)),
+    )

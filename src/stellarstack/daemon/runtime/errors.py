@@ -1,0 +1,38 @@
+"""Errors of the runtime layer; the daemon adapts them, callers never see aiodocker or OSError.
+
+ContainerRuntimeError
+├── RuntimeUnavailableError   the engine cannot be reached (Docker down, no socket)
+├── ContainerNotFoundError    no managed container for that server id
+├── ContainerConflictError    it exists already, or is not in a state allowing the operation
+└── InvalidSpecError          a spec or argument this runtime cannot honour
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ContainerConflictError",
+    "ContainerNotFoundError",
+    "ContainerRuntimeError",
+    "InvalidSpecError",
+    "RuntimeUnavailableError",
+]
+
+
+class ContainerRuntimeError(Exception):
+    """Base class of runtime errors."""
+
+
+class RuntimeUnavailableError(ContainerRuntimeError):
+    """The container engine cannot be reached."""
+
+
+class ContainerNotFoundError(ContainerRuntimeError):
+    """No managed container exists for the server id."""
+
+
+class ContainerConflictError(ContainerRuntimeError):
+    """The container exists already, or its state does not allow the operation."""
+
+
+class InvalidSpecError(ContainerRuntimeError, ValueError):
+    """A spec or argument (signal name, tail) is invalid or cannot be honoured here."""
