@@ -175,7 +175,7 @@ async def test_a_wrong_node_token_is_refused(
     name, _ = node_user
     broker = RedisBroker(redis_server.url, username=name, password="strk_node_stolen", retries=0)
     try:
-        with pytest.raises(BrokerUnavailable, match="(?i)auth|password|WRONGPASS"):
+        with pytest.raises(BrokerUnavailable, match=r"(?i)auth|password|WRONGPASS"):
             await broker.ping()
     finally:
         await broker.close()
