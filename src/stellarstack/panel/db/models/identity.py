@@ -182,3 +182,5 @@ class OneTimeToken(UUIDPrimaryKeyMixin, CreatedAtMixin, Base):
     data: Mapped[dict[str, Any]] = mapped_column(default=dict)
     expires_at: Mapped[datetime]
     used_at: Mapped[datetime | None]
+
+    user: Mapped[User | None] = relationship()

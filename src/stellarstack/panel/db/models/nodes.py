@@ -20,6 +20,7 @@ from stellarstack.panel.db.enums import CommandStatus, NodeStatus, Protocol
 from stellarstack.panel.db.models.identity import HASH_LENGTH, IP_LENGTH
 
 if TYPE_CHECKING:
+    from stellarstack.panel.db.models.identity import User
     from stellarstack.panel.db.models.servers import Server
 
 __all__ = ["Allocation", "Node", "NodeCommand", "NodeRegistrationToken"]
@@ -97,6 +98,9 @@ class NodeRegistrationToken(UUIDPrimaryKeyMixin, CreatedAtMixin, Base):
         sa.ForeignKey("users.id", ondelete="SET NULL")
     )
 
+    node: Mapped[Node | None] = relationship()
+    created_by: Mapped[User | None] = relationship()
+
 
 class Allocation(UUIDPrimaryKeyMixin, TimestampMixin, Base):
     """An IP:port on a node; free while `server_id` is None."""
@@ -149,3 +153,6 @@ class NodeCommand(UUIDPrimaryKeyMixin, CreatedAtMixin, Base):
     finished_at: Mapped[datetime | None]
     result: Mapped[dict[str, Any] | None]
     error: Mapped[str | None] = mapped_column(sa.Text)
+
+    node: Mapped[Node] = relationship()
+    server: Mapped[Server | None] = relationship()

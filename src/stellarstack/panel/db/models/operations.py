@@ -26,6 +26,7 @@ from stellarstack.panel.db.enums import (
 from stellarstack.panel.db.models.identity import IP_LENGTH
 
 if TYPE_CHECKING:
+    from stellarstack.panel.db.models.identity import User
     from stellarstack.panel.db.models.servers import Server
 
 __all__ = ["AuditLog", "Backup", "Schedule", "ScheduleTask"]
@@ -134,3 +135,5 @@ class AuditLog(UUIDPrimaryKeyMixin, CreatedAtMixin, Base):
         enum_column_type(AuditStatus), default=AuditStatus.SUCCESS
     )
     error: Mapped[str | None] = mapped_column(sa.Text)
+
+    user: Mapped[User | None] = relationship()

@@ -183,3 +183,5 @@ class Deployment(UUIDPrimaryKeyMixin, TimestampMixin, Base):
     finished_at: Mapped[datetime | None]
 
     server: Mapped[Server] = relationship(back_populates="deployments")
+    backup: Mapped[Backup | None] = relationship()
+    requested_by: Mapped[User | None] = relationship()

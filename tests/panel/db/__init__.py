@@ -1,0 +1,1 @@
+"""Tests of the data model, sessions and migrations, on SQLite and PostgreSQL."""
