@@ -9,6 +9,7 @@ from stellarstack.protocol.commands import (
     Command,
     CommandStatus,
     CommandType,
+    ServerPowerPayload,
 )
 from stellarstack.protocol.errors import (
     InvalidIdentifierError,
@@ -52,6 +53,7 @@ __all__ = [
     "ServerCommand",
     "ServerLog",
     "ServerMetrics",
+    "ServerPowerPayload",
     "ServerStatus",
     "ServerStatusChange",
     "keys",

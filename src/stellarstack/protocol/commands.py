@@ -12,14 +12,23 @@ Usage::
 
 from __future__ import annotations
 
+import builtins
 import enum
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar, Self, TypeVar
 
-from pydantic import Field, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
-from stellarstack.protocol.wire import Envelope, new_message_id, now
+from stellarstack.protocol.errors import MalformedMessageError
+from stellarstack.protocol.keys import check_identifier
+from stellarstack.protocol.wire import Envelope, WireModel, new_message_id, now
 
-__all__ = ["DEFAULT_COMMAND_TTL", "Command", "CommandStatus", "CommandType"]
+__all__ = [
+    "DEFAULT_COMMAND_TTL",
+    "Command",
+    "CommandStatus",
+    "CommandType",
+    "ServerPowerPayload",
+]
 
 DEFAULT_COMMAND_TTL = 300.0
 """Seconds a command stays valid when the sender gives no ttl."""
@@ -55,6 +64,22 @@ class CommandStatus(enum.StrEnum):
     EXPIRED = "expired"
     REJECTED = "rejected"
     """The entry could not be decoded; it was not run."""
+
+
+class ServerPowerPayload(WireModel):
+    """Payload of `server.start|stop|restart|kill`: which server, and how to stop it."""
+
+    server_id: str
+    signal: str | None = Field(default=None, pattern=r"^(SIG)?[A-Z0-9]{1,12}$")
+    grace: float | None = Field(default=None, gt=0, le=3600, description="Seconds before kill.")
+
+    @field_validator("server_id")
+    @classmethod
+    def _safe_server_id(cls, value: str) -> str:
+        return check_identifier(value, kind="server id")
+
+
+_PayloadT = TypeVar("_PayloadT", bound=WireModel)
 
 
 class Command(Envelope):
@@ -110,3 +135,14 @@ class Command(Envelope):
     def is_expired(self, at: float) -> bool:
         """True when the command must not run any more at Unix time `at`."""
         return at >= self.expires_at
+
+    def payload_as(self, model: builtins.type[_PayloadT]) -> _PayloadT:
+        """Validate the payload as `model`; raise MalformedMessageError with the reason."""
+        try:
+            return model.model_validate(self.payload)
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in err['loc']) or 'payload'}: {err['msg']}"
+                for err in exc.errors()[:5]
+            )
+            raise MalformedMessageError(f"invalid {self.type} payload: {problems}") from exc

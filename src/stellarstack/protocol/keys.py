@@ -23,6 +23,7 @@ __all__ = [
     "check_identifier",
     "node_acl_channel_pattern",
     "node_acl_key_pattern",
+    "node_acl_username",
     "node_commands_stream",
     "node_events_stream",
     "node_heartbeat_channel",
@@ -90,6 +91,11 @@ def node_events_stream(node_id: str) -> str:
 def node_heartbeat_channel(node_id: str) -> str:
     """Pub/sub channel for a node's health checks."""
     return f"{_node(node_id)}:heartbeat"
+
+
+def node_acl_username(node_id: str) -> str:
+    """Redis ACL user of a node (its password is the node API token)."""
+    return f"node-{check_identifier(node_id, kind='node id')}"
 
 
 def node_acl_key_pattern(node_id: str) -> str:
