@@ -137,8 +137,9 @@ def test_power_payload_validates_the_server_id() -> None:
     assert good.payload_as(ServerPowerPayload) == ServerPowerPayload(
         server_id="s-1", signal="SIGINT", grace=5
     )
-    for payload in ({"serverId": "../etc"}, {"serverId": "a:*"}, {}, {"serverId": "s", "grace": -1}):
-        with pytest.raises(MalformedMessageError, match="invalid server.stop payload"):
+    bad_payloads = [{"serverId": "../etc"}, {"serverId": "a:*"}, {}, {"serverId": "s", "grace": -1}]
+    for payload in bad_payloads:
+        with pytest.raises(MalformedMessageError, match=r"invalid server\.stop payload"):
             Command.create("server.stop", payload).payload_as(ServerPowerPayload)
 
 
