@@ -89,9 +89,11 @@ def asset_build(request: Request) -> AssetBuild:
     return build
 
 
-def mount_static(app: FastAPI) -> None:
+def mount_static(
+    app: FastAPI, *, static_dir: Path = STATIC_DIR, source_dir: Path = STATIC_SRC_DIR
+) -> None:
     """Serve the built assets at `/static`; warn (and degrade) when they were not built."""
-    build = detect_build()
+    build = detect_build(static_dir, source_dir)
     if not build.vendor:
         log.warning(
             "web.assets_not_built",
