@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 from collections.abc import Awaitable, Callable
 
 from stellarstack.broker import Broker
@@ -42,11 +43,16 @@ async def events_until(
     return events
 
 
-async def eventually(check: Callable[[], Awaitable[bool]], seconds: float = 15.0) -> None:
-    """Poll `check` until it returns True; fails after `seconds`."""
+async def eventually(check: Callable[[], bool | Awaitable[bool]], seconds: float = 15.0) -> None:
+    """Poll `check` (plain or async) until it returns True; fails after `seconds`."""
+
+    async def holds() -> bool:
+        outcome = check()
+        return await outcome if inspect.isawaitable(outcome) else outcome
+
     try:
         async with asyncio.timeout(seconds):
-            while not await check():
+            while not await holds():
                 await asyncio.sleep(0.05)
     except TimeoutError:
         raise AssertionError("condition not met in time") from None
