@@ -17,8 +17,6 @@ import asyncio
 from collections.abc import Coroutine
 from typing import Any
 
-import structlog
-
 from stellarstack import __version__
 from stellarstack.broker import Broker, BrokerError, StreamConsumer
 from stellarstack.daemon.commands import CommandExecutor
@@ -28,6 +26,7 @@ from stellarstack.daemon.handlers import CommandHandlers
 from stellarstack.daemon.metrics import host_metrics, prime_cpu_sampler
 from stellarstack.daemon.runtime import ContainerRuntimeError, Runtime, detect_runtime
 from stellarstack.daemon.state import DaemonState
+from stellarstack.logs import get_logger
 from stellarstack.protocol import keys
 from stellarstack.protocol.events import NodeHealth, NodeHeartbeat
 from stellarstack.protocol.wire import now
@@ -35,7 +34,7 @@ from stellarstack.settings import DaemonSettings
 
 __all__ = ["STATE_FILE", "Agent"]
 
-log = structlog.stdlib.get_logger(__name__)
+log = get_logger(__name__)
 
 STATE_FILE = "state.db"
 """Name of the daemon's SQLite state inside its data directory."""

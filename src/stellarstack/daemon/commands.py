@@ -11,14 +11,13 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
-import structlog
-
 from stellarstack import __version__
 from stellarstack.broker import StreamMessage
 from stellarstack.daemon.errors import CommandFailedError
 from stellarstack.daemon.events import EventPublisher
 from stellarstack.daemon.runtime.errors import ContainerRuntimeError
 from stellarstack.daemon.state import CommandRecord, DaemonState
+from stellarstack.logs import get_logger
 from stellarstack.protocol.commands import Command, CommandStatus
 from stellarstack.protocol.errors import MalformedMessageError, ProtocolError
 from stellarstack.protocol.events import CommandResult
@@ -26,7 +25,7 @@ from stellarstack.protocol.wire import now
 
 __all__ = ["CommandExecutor", "CommandHandler"]
 
-log = structlog.stdlib.get_logger(__name__)
+log = get_logger(__name__)
 
 CommandHandler = Callable[[Command], Awaitable[dict[str, Any]]]
 """Runs one command and returns its result (JSON-ready); raises CommandFailedError."""

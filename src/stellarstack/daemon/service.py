@@ -19,19 +19,18 @@ import asyncio
 import contextlib
 import signal
 
-import structlog
-
 from stellarstack.broker import Broker, create_broker
 from stellarstack.daemon.agent import Agent
 from stellarstack.daemon.app import create_app
 from stellarstack.daemon.runtime import Runtime
+from stellarstack.logs import get_logger
 from stellarstack.protocol import keys
 from stellarstack.serve import Listener, listen
 from stellarstack.settings import DaemonSettings
 
 __all__ = ["DaemonService", "broker_for", "run_daemon"]
 
-log = structlog.stdlib.get_logger(__name__)
+log = get_logger(__name__)
 
 
 class DaemonService:
@@ -88,6 +87,7 @@ async def _serve(listener: Listener) -> None:
     loop = asyncio.get_running_loop()
 
     def exit_soon() -> None:
+        """Let uvicorn finish its requests and return."""
         server.should_exit = True
 
     installed = []

@@ -5,16 +5,15 @@ from __future__ import annotations
 import asyncio
 from typing import Literal
 
-import structlog
-
 from stellarstack.daemon.runtime.base import Runtime
 from stellarstack.daemon.runtime.docker import DockerRuntime
 from stellarstack.daemon.runtime.errors import RuntimeUnavailableError
 from stellarstack.daemon.runtime.process import ProcessRuntime
+from stellarstack.logs import get_logger
 
 __all__ = ["RuntimeMode", "detect_runtime"]
 
-log = structlog.stdlib.get_logger(__name__)
+log = get_logger(__name__)
 
 RuntimeMode = Literal["auto", "docker", "process"]
 

@@ -148,6 +148,7 @@ class _DockerOutput(OutputStream):
         return self._pending.pop(0)
 
     async def aclose(self) -> None:
+        """Close the attach connection."""
         self._done = True
         await self._stream.close()
 

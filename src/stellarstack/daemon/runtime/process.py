@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import ClassVar
 
 import psutil
-import structlog
 
 from stellarstack.daemon.runtime import launcher
 from stellarstack.daemon.runtime.base import (
@@ -41,10 +40,11 @@ from stellarstack.daemon.runtime.errors import (
     InvalidSpecError,
 )
 from stellarstack.daemon.runtime.output import LineSplitter
+from stellarstack.logs import get_logger
 
 __all__ = ["HISTORY_LINES", "ProcessRuntime", "parse_signal"]
 
-log = structlog.stdlib.get_logger(__name__)
+log = get_logger(__name__)
 
 HISTORY_LINES = 1000
 """Lines of output kept per server for `logs()`."""
@@ -84,6 +84,7 @@ class _QueueOutput(OutputStream):
         return item
 
     async def aclose(self) -> None:
+        """Unsubscribe; lines already queued are dropped."""
         self._closed = True
         self._subscribers.discard(self._queue)
 
@@ -110,9 +111,11 @@ class _Server:
 
     @property
     def running(self) -> bool:
+        """True while the main process lives."""
         return self.process is not None
 
     def publish(self, line: OutputLine) -> None:
+        """Keep a line in the history and hand it to every subscriber."""
         self.history.append(line)
         for queue in self.subscribers:
             if queue.full():  # a reader that fell far behind loses its oldest lines
@@ -120,6 +123,7 @@ class _Server:
             queue.put_nowait(line)
 
     def end_subscriptions(self) -> None:
+        """Tell every subscriber the output has ended."""
         for queue in self.subscribers:
             if queue.full():
                 queue.get_nowait()
@@ -127,6 +131,7 @@ class _Server:
         self.subscribers.clear()
 
     def state(self) -> ContainerState:
+        """A snapshot for callers."""
         return ContainerState(
             server_id=self.spec.server_id,
             status=self.status,
