@@ -2,7 +2,7 @@
 //
 // Output: src/stellarstack/panel/web/static/
 //   vendor/   htmx, its SSE/WS extensions, xterm.js + fit addon, uPlot, a CodeMirror 6 bundle
-//   css/ js/  our own assets, copied from static_src/
+//   css/ js/  our own assets from static_src/ (css/app.css bundled with its @imports)
 //   build.json  { version, packages } read by the panel for cache-busting URLs
 // The folder is built in node_modules/ and swapped in, so a running panel never serves a
 // half-written tree. Any missing input fails the build with the path that is missing.
@@ -99,6 +99,15 @@ async function main() {
   }).catch(() => fail("bundling CodeMirror failed (see the errors above)"));
 
   cpSync(source, staging, { recursive: true });
+  // Our stylesheet is split into partials joined by @import; ship them as one file.
+  await build({
+    entryPoints: [join(source, "css/app.css")],
+    bundle: true,
+    minify: true,
+    outfile: join(staging, "css/app.css"),
+    allowOverwrite: true,
+    logLevel: "error",
+  }).catch(() => fail("bundling css/app.css failed (see the errors above)"));
 
   const digest = createHash("sha256");
   for (const path of filesUnder(staging)) {

@@ -88,7 +88,9 @@ async def test_without_a_build_the_panel_warns_and_pages_degrade(
     assert page.status_code == 200
     assert "vendor/htmx.min.js" not in page.text
     css = await client.get("/static/css/app.css")
-    assert css.status_code == 200 and "--accent" in css.text
+    assert css.status_code == 200 and '@import "tokens.css"' in css.text
+    tokens = await client.get("/static/css/tokens.css")  # the browser follows the imports
+    assert tokens.status_code == 200 and "--accent" in tokens.text
     assert (await client.get("/static/js/app.js")).status_code == 200
 
 

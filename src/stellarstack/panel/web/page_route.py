@@ -12,6 +12,7 @@ from typing import Any
 
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
+from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request
 from starlette.responses import Response
@@ -45,6 +46,9 @@ class PageRoute(APIRoute):
             except StarletteHTTPException as exc:
                 detail = exc.detail if isinstance(exc.detail, str) else None
                 return error_page(request, exc.status_code, detail)
+            except DBAPIError as exc:
+                log.error("web.database_unavailable", path=request.url.path, error=repr(exc))
+                return error_page(request, 503)
             except Exception as exc:
                 log.exception("web.page_failed", path=request.url.path, error=repr(exc))
                 return error_page(request, 500)
