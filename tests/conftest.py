@@ -100,3 +100,43 @@ def live_panel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
     panel = start_embedded_panel(tmp_path_factory.mktemp("live-panel"))
     yield panel
     panel.stop()
+
+
+COMPONENT_FIXTURES = {
+    "postgres": {"postgres_server", "postgres_url"},
+    "redis": {"redis_server", "redis_url"},
+    "docker": {"docker_engine"},
+    "browser": {"browser"},
+}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark each test with the real components its fixtures start (for -m and the summary)."""
+    for item in items:
+        names = set(getattr(item, "fixturenames", ()))
+        callspec = getattr(item, "callspec", None)
+        if callspec is not None and callspec.params.get("database_url") == "postgres":
+            names.add("postgres_url")
+        for marker, fixtures in COMPONENT_FIXTURES.items():
+            if names & fixtures:
+                item.add_marker(marker)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Print how many tests ran against each real component (passed / skipped / failed)."""
+    rows = []
+    for marker in COMPONENT_FIXTURES:
+        counts = {"passed": 0, "skipped": 0, "failed": 0}
+        for outcome in counts:
+            for report in terminalreporter.stats.get(outcome, []):
+                if marker in getattr(report, "keywords", {}) and report.when in ("call", "setup"):
+                    if outcome == "passed" and report.when != "call":
+                        continue
+                    counts[outcome] += 1
+        rows.append(
+            f"{marker:<9} ran {counts['passed']} ok / {counts['skipped']} skip / "
+            f"{counts['failed']} fail"
+        )
+    terminalreporter.write_sep("-", "tests against real components")
+    for row in rows:
+        terminalreporter.write_line(row)

@@ -15,12 +15,17 @@ from tests.support.panel import start_embedded_panel
 from tests.support.services import RedisServer, free_port
 
 
-def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
     """Run `python -m stellarstack ARGS` and capture its output."""
     child_env = {**os.environ, **(env or {})}
     return subprocess.run(
         [sys.executable, "-m", "stellarstack", *args],
-        capture_output=True, text=True, env=child_env, timeout=timeout,
+        capture_output=True,
+        text=True,
+        env=child_env,
+        timeout=timeout,
     )
 
 
@@ -33,7 +38,9 @@ def test_version_and_help_read_well() -> None:
 
 
 def test_panel_with_a_broken_database_url_exits_with_one_sentence(tmp_path: Path) -> None:
-    result = run_cli("panel", env={"STELLAR_DATA_DIR": str(tmp_path), "DATABASE_URL": "nonsense://x"})
+    result = run_cli(
+        "panel", env={"STELLAR_DATA_DIR": str(tmp_path), "DATABASE_URL": "nonsense://x"}
+    )
     assert result.returncode == 1
     lines = [line for line in result.stderr.strip().splitlines() if line.strip()]
     assert len(lines) == 1, result.stderr
@@ -71,13 +78,20 @@ def test_panel_refuses_an_unmigrated_database(tmp_path: Path) -> None:
 def test_panel_runs_on_postgres_and_redis(
     tmp_path: Path, postgres_url: str, redis_server: RedisServer
 ) -> None:
-    env = {**os.environ, "STELLAR_DATA_DIR": str(tmp_path), "DATABASE_URL": postgres_url,
-           "REDIS_URL": redis_server.url}
+    env = {
+        **os.environ,
+        "STELLAR_DATA_DIR": str(tmp_path),
+        "DATABASE_URL": postgres_url,
+        "REDIS_URL": redis_server.url,
+    }
     assert run_cli("migrate", env=env).returncode == 0
     port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "stellarstack", "panel", "--port", str(port)],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     try:
         import time
@@ -102,7 +116,7 @@ def test_user_create_then_duplicate_is_refused(tmp_path: Path) -> None:
     assert run_cli("migrate", env=env).returncode == 0
     created = run_cli("user", "create", "--email", "Op@Example.com", "--role", "admin", env=env)
     assert created.returncode == 0, created.stderr
-    assert "created ADMIN op@example.com" in created.stdout
+    assert "created admin op@example.com" in created.stdout
     assert "password: " in created.stdout
     again = run_cli("user", "create", "--email", "op@example.com", env=env)
     assert again.returncode == 1
@@ -121,7 +135,7 @@ def test_up_prints_credentials_once_and_reuses_its_data(tmp_path: Path) -> None:
             json={"email": first.admin_email, "password": first.admin_password},
         )
         assert signed_in.status_code == 200
-        assert signed_in.json()["data"]["user"]["role"] == "SUPER_ADMIN"
+        assert signed_in.json()["data"]["user"]["role"] == "super_admin"
     finally:
         assert first.stop() == 0, first.text()
     assert "Traceback" not in first.text()

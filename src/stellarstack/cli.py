@@ -5,15 +5,18 @@ from __future__ import annotations
 import asyncio
 import secrets
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from stellarstack import __version__
 from stellarstack.logs import configure_logging
-from stellarstack.panel.bootstrap import AdminCredentials, StartupError, preflight, safe_url
-from stellarstack.serve import PortInUse
 from stellarstack.settings import DaemonSettings, PanelSettings
+
+if TYPE_CHECKING:
+    from stellarstack.panel.bootstrap import AdminCredentials
+
+# Commands import the panel and daemon lazily, so `--help` and `--version` answer at once.
 
 __all__ = ["app", "main"]
 
@@ -81,6 +84,7 @@ def _announce(url: str, credentials: AdminCredentials | None) -> None:
 def up(host: HostOpt = None, port: PortOpt = None, data_dir: DataDirOpt = None) -> None:
     """Run everything on this machine: panel, local node daemon, SQLite, in-process broker."""
     from stellarstack.embedded import run_embedded
+    from stellarstack.serve import PortInUse
 
     settings = _panel_settings(host, port, data_dir)
     configure_logging(settings.log_level, json=settings.log_json)
@@ -103,9 +107,9 @@ def panel(
 ) -> None:
     """Run the panel alone (production: DATABASE_URL, REDIS_URL, several replicas)."""
     from stellarstack.panel.app import create_app
-    from stellarstack.panel.bootstrap import ensure_data_dir
+    from stellarstack.panel.bootstrap import StartupError, ensure_data_dir, preflight
     from stellarstack.panel.db import migrate as migrations
-    from stellarstack.serve import listen, run_until_signalled
+    from stellarstack.serve import PortInUse, listen, run_until_signalled
 
     settings = _panel_settings(host, port, data_dir)
     configure_logging(settings.log_level, json=settings.log_json)
@@ -135,6 +139,7 @@ def daemon(
 ) -> None:
     """Run the node daemon: game servers in Docker or as processes, driven by the panel."""
     from stellarstack.daemon.service import run_daemon
+    from stellarstack.serve import PortInUse
 
     settings = DaemonSettings.from_file(config) if config else DaemonSettings()
     configure_logging("info")
@@ -155,7 +160,7 @@ def migrate_cmd(
     data_dir: DataDirOpt = None,
 ) -> None:
     """Upgrade (or downgrade) the database schema."""
-    from stellarstack.panel.bootstrap import ensure_data_dir
+    from stellarstack.panel.bootstrap import StartupError, ensure_data_dir, preflight, safe_url
     from stellarstack.panel.db import migrate as migrations
 
     settings = _panel_settings(None, None, data_dir)
@@ -182,7 +187,9 @@ def migrate_cmd(
 def user_create(
     email: Annotated[str, typer.Option(prompt=True, help="Email address (the sign-in name).")],
     name: Annotated[str | None, typer.Option(help="Display name.")] = None,
-    role: Annotated[str, typer.Option(help="USER, SUPPORT, MODERATOR, ADMIN or SUPER_ADMIN.")] = "USER",
+    role: Annotated[
+        str, typer.Option(help="user, support, moderator, admin or super_admin.")
+    ] = "user",
     password: Annotated[
         str | None, typer.Option(help="Password; a random one is generated and shown if omitted.")
     ] = None,
@@ -190,14 +197,16 @@ def user_create(
 ) -> None:
     """Create a user account."""
     from stellarstack.panel.auth.service import create_user, find_user_by_email
-    from stellarstack.panel.bootstrap import ensure_data_dir
+    from stellarstack.panel.bootstrap import StartupError, ensure_data_dir, preflight
     from stellarstack.panel.db.enums import Role
     from stellarstack.panel.db.session import Database
 
     try:
-        chosen_role = Role(role.upper())
+        chosen_role = Role(role.lower())
     except ValueError as exc:
-        raise _fail(f"unknown role {role!r}; choose one of {', '.join(r.value for r in Role)}") from exc
+        raise _fail(
+            f"unknown role {role!r}; choose one of {', '.join(r.value for r in Role)}"
+        ) from exc
     if "@" not in email or len(email) > 320:
         raise _fail(f"{email!r} is not an email address")
     if password is not None and len(password) < 8:

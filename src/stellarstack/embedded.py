@@ -42,9 +42,7 @@ async def run_embedded(
         listener = listen(app, settings.host, settings.port)
         daemon = DaemonService(embedded_daemon_settings(settings), broker)
         announce(settings.effective_public_url, credentials)
-        await run_until_signalled(
-            [listener], [Service("daemon", daemon.start, daemon.stop)]
-        )
+        await run_until_signalled([listener], [Service("daemon", daemon.start, daemon.stop)])
     finally:
         await broker.close()
         await database.dispose()

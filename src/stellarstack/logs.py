@@ -44,6 +44,8 @@ def configure_logging(level: str = "info", *, json: bool = False) -> None:
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True
     logging.getLogger("uvicorn.access").setLevel(max(numeric, logging.WARNING))
+    # Alembic narrates every step at INFO; keep it for debugging only.
+    logging.getLogger("alembic").setLevel(max(numeric, logging.WARNING))
 
 
 def get_logger(name: str) -> structlog.stdlib.BoundLogger:

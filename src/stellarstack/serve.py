@@ -83,14 +83,16 @@ async def run_until_signalled(
     stop = asyncio.Event()
     presses = 0
 
-    def on_signal() -> None:
-        nonlocal presses
-        presses += 1
+    def request_exit(*, force: bool = False) -> None:
         stop.set()
         for server in servers:
             server.should_exit = True
-            if presses > 1:
-                server.force_exit = True
+            server.force_exit = server.force_exit or force
+
+    def on_signal() -> None:
+        nonlocal presses
+        presses += 1
+        request_exit(force=presses > 1)  # a second Ctrl-C skips the graceful wait
 
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, RuntimeError):
@@ -105,7 +107,7 @@ async def run_until_signalled(
         await asyncio.wait([*tasks, waiter], return_when=asyncio.FIRST_COMPLETED)
         if not stop.is_set():
             log.warning("serve.server_exited")
-        on_signal()
+        request_exit()
         results = await asyncio.gather(*tasks, return_exceptions=True)
         waiter.cancel()
         for result in results:

@@ -38,7 +38,8 @@ async def test_wrong_method_is_a_405_problem(client: httpx.AsyncClient) -> None:
 
 async def test_malformed_json_is_a_400_problem(client: httpx.AsyncClient) -> None:
     response = await client.post(
-        "/api/v1/auth/sign-in", content=b'{"email": "a@b.c", "password": ',
+        "/api/v1/auth/sign-in",
+        content=b'{"email": "a@b.c", "password": ',
         headers={"content-type": "application/json"},
     )
     error = assert_problem(response, 400)
@@ -81,7 +82,11 @@ async def test_health_reports_database_broker_and_nodes(client: httpx.AsyncClien
     body = response.json()
     assert body["status"] == "healthy"
     assert body["checks"]["database"]["status"] == "healthy"
-    assert body["checks"]["redis"] == {**body["checks"]["redis"], "status": "healthy", "mode": "embedded"}
+    assert body["checks"]["redis"] == {
+        **body["checks"]["redis"],
+        "status": "healthy",
+        "mode": "embedded",
+    }
     assert body["checks"]["nodes"] == {"total": 0, "healthy": 0, "unhealthy": 0, "offline": 0}
     assert body["version"]
     assert body["timestamp"].endswith("Z")
@@ -144,7 +149,8 @@ async def test_sign_in_sets_a_session_that_reaches_users_me(
         await db.commit()
     assert (await client.get("/api/v1/users/me")).status_code == 401
     response = await client.post(
-        "/api/v1/auth/sign-in", json={"email": "player@example.com", "password": "correct horse battery"}
+        "/api/v1/auth/sign-in",
+        json={"email": "player@example.com", "password": "correct horse battery"},
     )
     assert response.status_code == 200, response.text
     cookie = response.headers["set-cookie"].lower()
@@ -174,3 +180,14 @@ async def test_forged_session_cookie_is_ignored(client: httpx.AsyncClient) -> No
     assert_problem(await client.get("/api/v1/users/me"), 401)
     client.cookies.set("stellar_session", "x" * 5000)
     assert_problem(await client.get("/api/v1/users/me"), 401)
+
+
+async def test_oversized_streamed_body_is_a_413_problem(client: httpx.AsyncClient) -> None:
+    async def chunks():  # no Content-Length: the limit must count bytes as they arrive
+        for _ in range(40):
+            yield b"x" * 4096
+
+    response = await client.post(
+        "/api/v1/auth/sign-in", content=chunks(), headers={"content-type": "application/json"}
+    )
+    assert_problem(response, 413)

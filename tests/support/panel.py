@@ -52,7 +52,10 @@ def _pump(proc: subprocess.Popen[str], sink: list[str]) -> None:
 
 
 def start_embedded_panel(
-    data_dir: Path, *, port: int | None = None, env: dict[str, str] | None = None,
+    data_dir: Path,
+    *,
+    port: int | None = None,
+    env: dict[str, str] | None = None,
     timeout: float = 60.0,
 ) -> LivePanel:
     """Start `stellarstack up` on a free port and wait for /health; parse printed credentials."""
@@ -62,7 +65,10 @@ def start_embedded_panel(
     child_env.pop("REDIS_URL", None)
     proc = subprocess.Popen(
         [sys.executable, "-m", "stellarstack", "up", "--port", str(port)],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=child_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=child_env,
     )
     output: list[str] = []
     threading.Thread(target=_pump, args=(proc, output), daemon=True).start()
@@ -85,7 +91,10 @@ def start_embedded_panel(
     email = re.search(r"email:\s+(\S+)", text)
     password = re.search(r"password:\s+(\S+)", text)
     return LivePanel(
-        url=url, port=port, data_dir=data_dir, proc=proc,
+        url=url,
+        port=port,
+        data_dir=data_dir,
+        proc=proc,
         admin_email=email.group(1) if email else None,
         admin_password=password.group(1) if password else None,
         output=output,

@@ -22,16 +22,16 @@ from pathlib import Path
 import pytest
 
 __all__ = [
+    "TEST_IMAGE",
     "DockerEngine",
     "PostgresServer",
     "RedisServer",
     "free_port",
     "in_ci",
     "require",
+    "start_docker",
     "start_postgres",
     "start_redis",
-    "start_docker",
-    "TEST_IMAGE",
 ]
 
 TEST_IMAGE = "stellarstack-test/busybox:latest"
@@ -58,7 +58,9 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def wait_for_port(port: int, timeout: float = 30.0, proc: subprocess.Popen[bytes] | None = None) -> bool:
+def wait_for_port(
+    port: int, timeout: float = 30.0, proc: subprocess.Popen[bytes] | None = None
+) -> bool:
     """Wait until something accepts connections on 127.0.0.1:port."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -104,9 +106,22 @@ class PostgresServer:
         self._counter += 1
         name = f"{prefix}_{os.getpid()}_{self._counter}"
         subprocess.run(
-            [str(self.bindir / "psql"), "-h", "127.0.0.1", "-p", str(self.port), "-U", self.user,
-             "-d", "postgres", "-q", "-c", f'CREATE DATABASE "{name}"'],
-            check=True, capture_output=True,
+            [
+                str(self.bindir / "psql"),
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(self.port),
+                "-U",
+                self.user,
+                "-d",
+                "postgres",
+                "-q",
+                "-c",
+                f'CREATE DATABASE "{name}"',
+            ],
+            check=True,
+            capture_output=True,
         )
         return name
 
@@ -141,8 +156,19 @@ def start_postgres() -> tuple[PostgresServer | None, str]:
     if owner is not None:
         os.chown(datadir, owner.pw_uid, owner.pw_gid)
     init = subprocess.run(
-        [*run_as, str(bindir / "initdb"), "-D", str(datadir), "-U", "postgres", "-A", "trust",
-         "-E", "UTF8", "--no-sync"],
+        [
+            *run_as,
+            str(bindir / "initdb"),
+            "-D",
+            str(datadir),
+            "-U",
+            "postgres",
+            "-A",
+            "trust",
+            "-E",
+            "UTF8",
+            "--no-sync",
+        ],
         capture_output=True,
     )
     if init.returncode != 0:
@@ -150,11 +176,28 @@ def start_postgres() -> tuple[PostgresServer | None, str]:
         return None, f"initdb failed: {init.stderr.decode(errors='replace')[-400:]}"
     port = free_port()
     proc = subprocess.Popen(
-        [*run_as, str(bindir / "postgres"), "-D", str(datadir), "-p", str(port),
-         "-c", "listen_addresses=127.0.0.1", "-c", f"unix_socket_directories={datadir}",
-         "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
-         "-c", "max_connections=200"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            *run_as,
+            str(bindir / "postgres"),
+            "-D",
+            str(datadir),
+            "-p",
+            str(port),
+            "-c",
+            "listen_addresses=127.0.0.1",
+            "-c",
+            f"unix_socket_directories={datadir}",
+            "-c",
+            "fsync=off",
+            "-c",
+            "synchronous_commit=off",
+            "-c",
+            "full_page_writes=off",
+            "-c",
+            "max_connections=200",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     server = PostgresServer(port=port, datadir=datadir, proc=proc, bindir=bindir)
     deadline = time.monotonic() + 30
@@ -204,9 +247,24 @@ class RedisServer:
 def _spawn_redis(port: int, workdir: Path, extra: list[str]) -> subprocess.Popen[bytes]:
     binary = shutil.which("redis-server") or "redis-server"
     return subprocess.Popen(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(workdir),
-         "--save", "", "--daemonize", "no", "--protected-mode", "yes", *extra],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            binary,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--dir",
+            str(workdir),
+            "--save",
+            "",
+            "--daemonize",
+            "no",
+            "--protected-mode",
+            "yes",
+            *extra,
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
 
 
@@ -248,8 +306,11 @@ def _docker_answers(sock: str) -> bool:
     docker = shutil.which("docker")
     if docker is None:
         return False
-    res = subprocess.run([docker, "-H", f"unix://{sock}", "version", "--format", "{{.Server.Version}}"],
-                         capture_output=True, timeout=20)
+    res = subprocess.run(
+        [docker, "-H", f"unix://{sock}", "version", "--format", "{{.Server.Version}}"],
+        capture_output=True,
+        timeout=20,
+    )
     return res.returncode == 0
 
 
@@ -270,8 +331,12 @@ def build_test_image(host: str) -> str | None:
             "RUN mkdir -p /tmp /home/container && chmod 1777 /tmp\n"
             'CMD ["/bin/sh"]\n'
         )
-        res = subprocess.run(["docker", "-H", host, "build", "-q", "-t", TEST_IMAGE, ctx],
-                             capture_output=True, text=True, timeout=300)
+        res = subprocess.run(
+            ["docker", "-H", host, "build", "-q", "-t", TEST_IMAGE, ctx],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
     if res.returncode != 0:
         return f"building the busybox test image failed: {res.stderr[-400:]}"
     return None

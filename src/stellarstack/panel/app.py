@@ -19,6 +19,7 @@ from stellarstack.panel.domain.users.routes import router as users_router
 from stellarstack.panel.errors import install_error_handlers
 from stellarstack.panel.health import check_health
 from stellarstack.panel.middleware import (
+    BodyLimitMiddleware,
     RequestIdMiddleware,
     RequestMetrics,
     RequestMetricsMiddleware,
@@ -57,8 +58,10 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         own_db = database is None
         own_broker = broker is None
-        app.state.database = database or Database(settings.effective_database_url)
-        app.state.broker = broker or create_broker(settings.redis_url)
+        if own_db:
+            app.state.database = Database(settings.effective_database_url)
+        if own_broker:
+            app.state.broker = create_broker(settings.redis_url)
         log.info("panel.started", version=__version__, url=settings.effective_public_url)
         try:
             yield
@@ -77,10 +80,12 @@ def create_app(
         docs_url="/docs",
         redoc_url=None,
         openapi_url="/openapi.json",
-        max_body_size=settings.max_body_bytes,
     )
     app.state.settings = settings
+    app.state.database = database
+    app.state.broker = broker
     metrics_registry = CollectorRegistry()
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestMetricsMiddleware, metrics=RequestMetrics(metrics_registry))
     app.add_middleware(RequestIdMiddleware)
     install_error_handlers(app)
@@ -89,8 +94,9 @@ def create_app(
     async def health(request: Request) -> JSONResponse:
         """Health of the panel, its database and broker, and node counts (200 or 503)."""
         report = await check_health(
-            request.app.state.database, request.app.state.broker,
-            timeout=settings.dependency_timeout,
+            request.app.state.database,
+            request.app.state.broker,
+            within=settings.dependency_timeout,
         )
         return JSONResponse(report, status_code=200 if report["status"] == "healthy" else 503)
 

@@ -1,15 +1,15 @@
 """Panel errors and their one mapping to RFC 7807 problem responses (spec §14.2).
 
-    PanelError                 500 internal
-    ├── BadRequest             400
-    │   └── ValidationFailed   422 (lists the fields)
-    ├── Unauthorized           401
-    ├── Forbidden              403
-    ├── NotFound               404
-    ├── Conflict               409
-    ├── PayloadTooLarge        413
-    ├── RateLimited            429 (Retry-After)
-    └── DependencyUnavailable  503
+PanelError                 500 internal
+├── BadRequest             400
+│   └── ValidationFailed   422 (lists the fields)
+├── Unauthorized           401
+├── Forbidden              403
+├── NotFound               404
+├── Conflict               409
+├── PayloadTooLarge        413
+├── RateLimited            429 (Retry-After)
+└── DependencyUnavailable  503
 """
 
 from __future__ import annotations
@@ -188,7 +188,11 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _panel_error(request: Request, exc: PanelError) -> JSONResponse:
         errors = exc.errors if isinstance(exc, ValidationFailed) else None
         return problem_response(
-            request, exc.status, detail=exc.detail, slug=exc.slug, errors=errors,
+            request,
+            exc.status,
+            detail=exc.detail,
+            slug=exc.slug,
+            errors=errors,
             headers=exc.headers,
         )
 
@@ -215,6 +219,8 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("request.unhandled_error", path=request.url.path, error=repr(exc))
         return problem_response(
-            request, 500, detail="An unexpected error occurred; it has been logged.",
+            request,
+            500,
+            detail="An unexpected error occurred; it has been logged.",
             slug="internal-error",
         )

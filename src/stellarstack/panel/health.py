@@ -24,10 +24,10 @@ HealthReport = dict[str, Any]
 Status = Literal["healthy", "unhealthy"]
 
 
-async def _timed(probe: Awaitable[Any], timeout: float) -> tuple[Status, float, str | None]:
+async def _timed(probe: Awaitable[Any], within: float) -> tuple[Status, float, str | None]:
     start = time.perf_counter()
     try:
-        await asyncio.wait_for(probe, timeout)
+        await asyncio.wait_for(probe, within)
     except Exception as exc:  # any failure of a dependency is a finding, not a crash
         return "unhealthy", _ms(start), _describe(exc)
     return "healthy", _ms(start), None
@@ -58,10 +58,10 @@ async def _node_counts(database: Database) -> dict[str, int]:
     }
 
 
-async def check_health(database: Database, broker: Broker, *, timeout: float) -> HealthReport:
+async def check_health(database: Database, broker: Broker, *, within: float) -> HealthReport:
     """Probe the database and the broker concurrently and count nodes by status."""
     (db_status, db_ms, db_err), (br_status, br_ms, br_err) = await asyncio.gather(
-        _timed(database.ping(), timeout), _timed(broker.ping(), timeout)
+        _timed(database.ping(), within), _timed(broker.ping(), within)
     )
     checks: dict[str, Any] = {
         "database": {"status": db_status, "latency": db_ms},
@@ -78,7 +78,7 @@ async def check_health(database: Database, broker: Broker, *, timeout: float) ->
     nodes: dict[str, Any] = {"total": 0, "healthy": 0, "unhealthy": 0, "offline": 0}
     if db_status == "healthy":
         try:
-            nodes = await asyncio.wait_for(_node_counts(database), timeout)
+            nodes = await asyncio.wait_for(_node_counts(database), within)
         except Exception as exc:
             log.warning("health.node_count_failed", error=_describe(exc))
             nodes = {**nodes, "error": _describe(exc)}

@@ -8,9 +8,18 @@ import uuid
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from starlette.datastructures import MutableHeaders
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-__all__ = ["RequestIdMiddleware", "RequestMetrics", "RequestMetricsMiddleware"]
+from stellarstack.panel.errors import problem_response
+
+__all__ = [
+    "BodyLimitMiddleware",
+    "RequestIdMiddleware",
+    "RequestMetrics",
+    "RequestMetricsMiddleware",
+]
 
 REQUEST_ID_HEADER = "x-request-id"
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
@@ -59,6 +68,14 @@ class RequestMetrics:
         )
 
 
+def route_template(scope: Scope) -> str:
+    """The matched route's full path template (`/api/v1/servers/{id}`), or `<unmatched>`."""
+    # FastAPI resolves included routers lazily: the full template lives in its route context.
+    context = (scope.get("fastapi") or {}).get("effective_route_context")
+    template = getattr(context, "path_format", None) or getattr(scope.get("route"), "path", None)
+    return str(template) if template else "<unmatched>"
+
+
 class RequestMetricsMiddleware:
     """Count requests and time them by route template (never by raw path: bounded labels)."""
 
@@ -83,8 +100,43 @@ class RequestMetricsMiddleware:
         try:
             await self.app(scope, receive, send_recording)
         finally:
-            route = scope.get("route")
-            template = getattr(route, "path", None) or "<unmatched>"
+            template = route_template(scope)
             method = str(scope.get("method", "GET"))
             self.metrics.requests.labels(method, template, str(status)).inc()
             self.metrics.latency.labels(method, template).observe(time.perf_counter() - start)
+
+
+class BodyLimitMiddleware:
+    """Refuse request bodies over `max_bytes` with a 413 problem, declared or streamed."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    def _too_large(self) -> HTTPException:
+        return HTTPException(413, f"The request body is larger than {self.max_bytes} bytes.")
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Check Content-Length up front and count streamed bytes as they arrive."""
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+            response = problem_response(
+                Request(scope), 413, detail=self._too_large().detail, slug="payload-too-large"
+            )
+            await response(scope, receive, send)
+            return
+        received = 0
+
+        async def counting_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    raise self._too_large()
+            return message
+
+        await self.app(scope, counting_receive, send)

@@ -27,7 +27,7 @@ class Pagination(ApiModel):
     total_pages: int
 
 
-class Envelope(BaseModel, Generic[T]):  # noqa: UP046 - Python 3.11
+class Envelope(BaseModel, Generic[T]):
     """A successful response."""
 
     success: bool = True

@@ -40,7 +40,10 @@ async def sign_in(
 ) -> Envelope[SessionOut]:
     """Sign in with email and password; sets the session cookie."""
     user, token = await service.sign_in(
-        db, body.email, body.password, ip=client_ip(request),
+        db,
+        body.email,
+        body.password,
+        ip=client_ip(request),
         user_agent=request.headers.get("user-agent"),
     )
     set_session_cookie(response, token, secure=settings.effective_public_url.startswith("https"))

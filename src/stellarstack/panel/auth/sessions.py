@@ -74,7 +74,7 @@ async def resolve_session(db: AsyncSession, token: str) -> tuple[Session, User] 
     ).first()
     if row is None:
         return None
-    session, user = row.tuple()
+    session, user = row
     now = _now()
     if _aware(session.expires_at) <= now or user.suspended:
         return None
