@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import uuid
 from collections.abc import Iterator
@@ -64,6 +65,12 @@ async def test_upgrade_twice_is_a_no_op(database_url: str) -> None:
     await migrate.upgrade(database_url)
     await migrate.upgrade(database_url)
     assert await migrate.current(database_url) == migrate.head_revision()
+
+
+async def test_replicas_upgrading_at_once_migrate_exactly_once(database_url: str) -> None:
+    await asyncio.gather(*(migrate.upgrade(database_url) for _ in range(3)))
+    assert await migrate.current(database_url) == migrate.head_revision()
+    await migrate.check(database_url)
 
 
 async def test_check_detects_a_column_the_migrations_lack(database_url: str) -> None:

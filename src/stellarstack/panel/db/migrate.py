@@ -52,6 +52,11 @@ __all__ = [
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 
+_RUFF_HOOKS = {
+    "ruff_fix": "check --fix --quiet REVISION_SCRIPT_FILENAME",
+    "ruff_format": "format --quiet REVISION_SCRIPT_FILENAME",
+}
+
 # pg_advisory_xact_lock key: "stellar" in ASCII, so it is recognisable in pg_locks.
 _POSTGRES_LOCK_KEY = 0x7374656C6C6172
 
@@ -224,6 +229,12 @@ async def revision(url: str | URL, message: str, *, autogenerate: bool = True) -
     created: list[Path] = []
 
     def write(config: Config) -> None:
+        # Leave the new file lint-clean (ruff is a dev dependency, as is this function).
+        for name, options in _RUFF_HOOKS.items():
+            config.set_section_option("post_write_hooks", f"{name}.type", "module")
+            config.set_section_option("post_write_hooks", f"{name}.module", "ruff")
+            config.set_section_option("post_write_hooks", f"{name}.options", options)
+        config.set_section_option("post_write_hooks", "hooks", " ".join(_RUFF_HOOKS))
         script = command.revision(config, message, autogenerate=autogenerate, rev_id=rev_id)
         scripts = script if isinstance(script, list) else [script]
         created.extend(Path(s.path) for s in scripts if s is not None)

@@ -81,6 +81,11 @@ def create_engine(url: str | URL, *, echo: bool = False, **kwargs: Any) -> Async
     SQLite connections get WAL, a busy timeout and enforced foreign keys, and the file's
     directory is created if missing. PostgreSQL gets a bounded, pre-pinged pool. Extra
     keyword arguments go to `create_async_engine` and win over these defaults.
+
+    SQLite keeps the driver's transaction handling (BEGIN at the first write): a transaction
+    that read first and writes later would otherwise fail with SQLITE_BUSY instead of waiting
+    on the busy timeout, which under concurrent requests is worse than PostgreSQL's default
+    READ COMMITTED behaviour it then resembles. Migrations use a stricter engine (migrate.py).
     """
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":

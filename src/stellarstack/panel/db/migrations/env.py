@@ -13,7 +13,9 @@ from stellarstack.panel.db.base import Base
 from stellarstack.panel.db.migrate import context_options
 
 config = context.config
-target_metadata = config.attributes.get("target_metadata") or Base.metadata
+target_metadata = config.attributes.get("target_metadata")
+if target_metadata is None:
+    target_metadata = Base.metadata
 
 
 def run_migrations_offline() -> None:

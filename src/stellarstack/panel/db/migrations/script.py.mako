@@ -4,9 +4,10 @@ Revision ID: ${up_revision}
 Revises: ${down_revision | comma,n}
 Create Date: ${create_date}
 
-Batch mode everywhere (SQLite rebuilds tables); migrate.py runs this with foreign keys off on
-SQLite and checks them afterwards. Use portable types only: sa.Uuid, sa.JSON,
-sa.DateTime(timezone=True), sa.Enum(native_enum=False).
+Review before committing. Existing tables are altered in batch mode (SQLite rebuilds them;
+migrate.py runs with foreign keys off there and checks them afterwards). Portable types only:
+sa.Uuid, sa.JSON, sa.DateTime(timezone=True), sa.Enum(native_enum=False); portable server
+defaults only: sa.true(), sa.false(), sa.func.now().
 """
 
 from __future__ import annotations
