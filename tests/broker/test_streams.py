@@ -148,3 +148,22 @@ async def test_close_wakes_blocked_readers_and_refuses_later_calls(broker: Broke
     assert await asyncio.wait_for(asyncio.gather(*readers), 5) == [[], []]
     with pytest.raises(BrokerUnavailable):
         await broker.append(EVENTS, {"n": "late"})
+
+
+async def test_cancelling_a_caller_always_stops_it(broker: Broker) -> None:
+    # Python 3.11's wait_for (inside redis-py) can swallow a cancellation that lands as a
+    # command is sent; the broker must not pass that on to its callers.
+    await broker.ensure_group(COMMANDS, "daemon")
+
+    async def poll() -> None:
+        while True:
+            await broker.ack(COMMANDS, "daemon", "1-0")
+            await broker.read_group(COMMANDS, "daemon", "c1")
+
+    for attempt in range(150):
+        task = asyncio.create_task(poll())
+        for _ in range(attempt % 9):
+            await asyncio.sleep(0)
+        task.cancel()
+        done, _ = await asyncio.wait({task}, timeout=2)
+        assert done and task.cancelled(), f"attempt {attempt}: cancellation was lost"

@@ -60,19 +60,19 @@ class BrokerError(Exception):
     """Base class of broker errors."""
 
 
-class BrokerUnavailable(BrokerError):  # noqa: N818 - reads as the condition, like httpx's
+class BrokerUnavailable(BrokerError):
     """The broker cannot be reached (Redis down, connection refused, timeout, closed)."""
 
 
-class BrokerPermissionDenied(BrokerError):  # noqa: N818 - reads as the condition, like httpx's
+class BrokerPermissionDenied(BrokerError):
     """The broker refused the command for these credentials (a Redis ACL NOPERM)."""
 
 
-class GroupNotFound(BrokerError):  # noqa: N818 - reads as the condition, like httpx's
+class GroupNotFound(BrokerError):
     """The stream or its consumer group does not exist: call `ensure_group` again."""
 
 
-class InvalidStreamId(BrokerError, ValueError):  # noqa: N818 - reads as the condition, like httpx's
+class InvalidStreamId(BrokerError, ValueError):
     """A string that is not a stream entry id (`<ms>-<seq>`, both unsigned 64-bit)."""
 
 

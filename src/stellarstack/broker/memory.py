@@ -89,6 +89,13 @@ class MemoryBroker(Broker):
         if self._closed:
             raise BrokerUnavailable("the broker is closed")
 
+    async def _ready(self) -> None:
+        """Yield to the loop first, as a network round trip would."""
+        # So every call is a point where the caller can be cancelled, and a polling loop
+        # cannot starve the other tasks.
+        await asyncio.sleep(0)
+        self._check_open()
+
     def _group(self, stream: str, group: str) -> tuple[_Stream, _Group]:
         data = self._streams.get(stream)
         found = data.groups.get(group) if data is not None else None
@@ -137,16 +144,15 @@ class MemoryBroker(Broker):
 
     async def ping(self) -> float:
         """Round trip in milliseconds (a scheduler hop here)."""
-        self._check_open()
         started = time.perf_counter()
-        await asyncio.sleep(0)
+        await self._ready()
         return (time.perf_counter() - started) * 1000
 
     async def append(
         self, stream: str, fields: Mapping[str, str], *, maxlen: int | None = None
     ) -> str:
         """Append an entry, trimming exactly to `maxlen` when given; return its id."""
-        self._check_open()
+        await self._ready()
         if not fields:
             raise ValueError("a stream entry needs at least one field")
         data = self._streams.setdefault(stream, _Stream())
@@ -163,7 +169,7 @@ class MemoryBroker(Broker):
         self, streams: Mapping[str, str], *, count: int = 100, block_ms: int | None = None
     ) -> list[tuple[str, StreamMessage]]:
         """Entries after the given ids, waiting up to `block_ms` for one."""
-        self._check_open()
+        await self._ready()
         after: dict[str, _Key] = {}
         for name, last in streams.items():
             if last == "$":
@@ -186,13 +192,13 @@ class MemoryBroker(Broker):
 
     async def last_id(self, stream: str) -> str:
         """Id of the newest entry, "0-0" when there is none."""
-        self._check_open()
+        await self._ready()
         data = self._streams.get(stream)
         return format_stream_id(data.keys[-1]) if data is not None and data.keys else "0-0"
 
     async def ensure_group(self, stream: str, group: str, *, start_id: str = "0") -> None:
         """Create the group (and the stream) unless it exists."""
-        self._check_open()
+        await self._ready()
         data = self._streams.setdefault(stream, _Stream())
         if group not in data.groups:
             start = data.last_generated if start_id == "$" else parse_stream_id(start_id)
@@ -208,7 +214,7 @@ class MemoryBroker(Broker):
         block_ms: int | None = None,
     ) -> list[StreamMessage]:
         """Hand entries the group has not delivered yet to `consumer`."""
-        self._check_open()
+        await self._ready()
         self._group(stream, group)
 
         def attempt() -> list[StreamMessage]:
@@ -225,7 +231,7 @@ class MemoryBroker(Broker):
 
     async def ack(self, stream: str, group: str, *ids: str) -> int:
         """Drop entries from the pending list; return how many were there."""
-        self._check_open()
+        await self._ready()
         keys = [parse_stream_id(i) for i in ids]
         try:
             _, grp = self._group(stream, group)
@@ -237,7 +243,7 @@ class MemoryBroker(Broker):
         self, stream: str, group: str, consumer: str, *, min_idle_ms: int, count: int = 10
     ) -> list[StreamMessage]:
         """Move entries idle for `min_idle_ms` to `consumer`, counting a delivery each."""
-        self._check_open()
+        await self._ready()
         data, grp = self._group(stream, group)
         now = _now_ms()
         claimed: list[StreamMessage] = []
@@ -257,12 +263,12 @@ class MemoryBroker(Broker):
 
     async def pending_count(self, stream: str, group: str) -> int:
         """Number of delivered, unacknowledged entries."""
-        self._check_open()
+        await self._ready()
         return len(self._group(stream, group)[1].pel)
 
     async def pending(self, stream: str, group: str, *, count: int = 100) -> list[PendingEntry]:
         """The oldest pending entries with owner, idle time and deliveries."""
-        self._check_open()
+        await self._ready()
         _, grp = self._group(stream, group)
         now = _now_ms()
         return [
@@ -272,13 +278,13 @@ class MemoryBroker(Broker):
 
     async def trim(self, stream: str, *, maxlen: int) -> int:
         """Keep the newest `maxlen` entries."""
-        self._check_open()
+        await self._ready()
         data = self._streams.get(stream)
         return data.trim_to(maxlen) if data is not None else 0
 
     async def length(self, stream: str) -> int:
         """Number of entries."""
-        self._check_open()
+        await self._ready()
         data = self._streams.get(stream)
         return len(data.keys) if data is not None else 0
 
@@ -286,7 +292,7 @@ class MemoryBroker(Broker):
 
     async def publish(self, channel: str, data: str) -> int:
         """Queue the message for every subscriber of the channel."""
-        self._check_open()
+        await self._ready()
         message = PubSubMessage(channel, data)
         return sum(sub.deliver(message) for sub in list(self._subscribers.get(channel, ())))
 
