@@ -98,6 +98,7 @@ async def run_until_signalled(
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, on_signal)
     started: list[Service] = []
+    tasks: list[asyncio.Task[None]] = []
     try:
         for service in services:
             await service.start()
@@ -114,6 +115,9 @@ async def run_until_signalled(
             if isinstance(result, Exception):
                 log.error("serve.server_failed", error=repr(result))
     finally:
+        if any(not task.done() for task in tasks):  # we were cancelled: stop serving at once
+            request_exit(force=True)
+            await asyncio.gather(*tasks, return_exceptions=True)
         for service in reversed(started):
             try:
                 await service.stop()

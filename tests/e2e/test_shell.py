@@ -179,10 +179,6 @@ async def test_sign_out_returns_to_sign_in_with_a_note(browser: Browser, panel: 
         watch.assert_clean()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="create_app does not call web.install_error_pages(app) yet (panel/app.py)",
-)
 async def test_unknown_page_shows_the_friendly_404(browser: Browser, panel: Panel) -> None:
     async with watched_page(browser, panel.url, theme="dark") as (page, watch):
         watch.allowed_statuses.add(404)

@@ -108,4 +108,5 @@ def create_app(
     app.include_router(api_router())
     app.include_router(web.router)
     web.mount_static(app)
+    web.install_error_pages(app)
     return app
