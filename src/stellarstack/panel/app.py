@@ -13,8 +13,16 @@ from stellarstack import __version__
 from stellarstack.broker import Broker, create_broker
 from stellarstack.logs import get_logger
 from stellarstack.panel import web
+from stellarstack.panel.auth import oauth_routes, totp_routes
 from stellarstack.panel.auth.routes import router as auth_router
 from stellarstack.panel.db.session import Database
+from stellarstack.panel.domain.admin_users import routes as admin_users_routes
+from stellarstack.panel.domain.api_keys import routes as api_keys_routes
+from stellarstack.panel.domain.audit import routes as audit_routes
+from stellarstack.panel.domain.commands import routes as commands_routes
+from stellarstack.panel.domain.nodes import registration_routes
+from stellarstack.panel.domain.nodes import routes as nodes_routes
+from stellarstack.panel.domain.subusers import routes as subusers_routes
 from stellarstack.panel.domain.users.routes import router as users_router
 from stellarstack.panel.errors import install_error_handlers
 from stellarstack.panel.health import check_health
@@ -41,7 +49,16 @@ def api_router() -> APIRouter:
     """All `/api/v1` routes."""
     router = APIRouter(prefix="/api/v1")
     router.include_router(auth_router)
+    router.include_router(totp_routes.router)
+    router.include_router(oauth_routes.router)
+    router.include_router(api_keys_routes.router)  # before /users/me, which it extends
     router.include_router(users_router)
+    router.include_router(admin_users_routes.router)
+    router.include_router(audit_routes.router)
+    router.include_router(subusers_routes.router)
+    router.include_router(registration_routes.router)
+    router.include_router(nodes_routes.router)
+    router.include_router(commands_routes.router)
     return router
 
 

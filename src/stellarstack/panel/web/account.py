@@ -1,0 +1,11 @@
+"""Account pages: sign-up, password reset, email verification, profile, password, sessions."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from stellarstack.panel.web.page_route import PageRoute
+
+__all__ = ["router"]
+
+router = APIRouter(route_class=PageRoute, include_in_schema=False)
