@@ -53,6 +53,16 @@ class PanelSettings(BaseSettings):
     log_json: bool = False
     dependency_timeout: float = Field(default=2.0, gt=0, description="Seconds per health probe.")
 
+    # --- identity: accounts, email, sessions, rate limits (owned by the accounts work) ---
+
+    # --- identity: two-factor and OAuth providers (owned by the 2FA/OAuth work) ---
+
+    # --- identity: API keys, roles, subusers, audit (owned by the access-control work) ---
+
+    # --- nodes: registration, CA, per-node credentials (owned by the registration work) ---
+
+    # --- nodes: commands, events, heartbeats, sweeps (owned by the commands work) ---
+
     @property
     def effective_database_url(self) -> str:
         """The configured database, or the embedded SQLite file."""
