@@ -23,14 +23,15 @@ from redis.asyncio import Redis
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from stellarstack.broker import (  # noqa: E402
+from tests.support.services import start_redis
+
+from stellarstack.broker import (
     Broker,
     MemoryBroker,
     RedisBroker,
     StreamConsumer,
     StreamMessage,
 )
-from tests.support.services import start_redis  # noqa: E402
 
 STREAM = "stellar:nodes:bench:commands"
 GROUP = "daemon"
@@ -124,7 +125,7 @@ async def main(n: int) -> None:
     if server is None:
         raise SystemExit(f"cannot start redis-server: {reason}")
     try:
-        print(f"command delivery, N={n} sequential commands (+{WARMUP} warm-up), redis {server.url}")
+        print(f"command delivery: {n} sequential commands (+{WARMUP} warm-up), {server.url}")
         floor = report("raw XADD -> XREADGROUP (floor)", await raw_floor(server.url, n), None)
         producer, consumer = RedisBroker(server.url), RedisBroker(server.url)
         try:
@@ -134,7 +135,8 @@ async def main(n: int) -> None:
             await consumer.close()
         report("RedisBroker + StreamConsumer", redis_path, floor)
         async with MemoryBroker() as memory:
-            report("MemoryBroker + StreamConsumer", await through_consumer(memory, memory, n), floor)
+            memory_path = await through_consumer(memory, memory, n)
+        report("MemoryBroker + StreamConsumer", memory_path, floor)
         print(f"target: p50 < {TARGET_P50_MS} ms, p99 < {TARGET_P99_MS} ms")
     finally:
         server.stop()
