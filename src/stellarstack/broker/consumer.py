@@ -10,7 +10,9 @@ The daemon reads its commands with it and the panel its nodes' events. Each iter
 4. hands each entry to the handler in order and acknowledges it once the handler returns.
    A handler exception leaves the entry pending, so it is retried after `min_idle_ms`.
 
-Delivery is at least once: handlers must be idempotent (commands carry an id for that).
+Delivery is at least once: handlers must be idempotent (commands carry an id for that), and
+`min_idle_ms` must exceed the longest a handler runs, or another consumer takes the entry over
+while it is still being handled.
 
 Usage::
 
@@ -42,7 +44,8 @@ __all__ = ["DEAD_LETTER_FIELDS", "Handler", "StreamConsumer", "dead_letter_strea
 Handler = Callable[[StreamMessage], Awaitable[None]]
 
 # Fields a dead-letter entry carries besides the original ones (underscored so they do not
-# collide with a command's own fields).
+# collide with a command's own fields): the entry's id, how many times a handler got it, the
+# group, and the last handler error this process saw ("" when it failed elsewhere).
 DEAD_LETTER_FIELDS = ("_original_id", "_deliveries", "_group", "_error")
 
 _MAX_REMEMBERED_ERRORS = 1000
