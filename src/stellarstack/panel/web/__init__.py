@@ -11,7 +11,16 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from stellarstack.panel.web import account, admin, api_keys, nodes, routes, security, signin
+from stellarstack.panel.web import (
+    account,
+    admin,
+    api_keys,
+    blueprints,
+    nodes,
+    routes,
+    security,
+    signin,
+)
 from stellarstack.panel.web.assets import mount_static
 from stellarstack.panel.web.error_pages import install_error_pages
 from stellarstack.panel.web.templating import templates
@@ -20,6 +29,6 @@ __all__ = ["install_error_pages", "mount_static", "router", "templates"]
 
 router = APIRouter(include_in_schema=False)
 router.include_router(signin.router)
-for _pages in (account, security, api_keys, admin, nodes):
+for _pages in (account, security, api_keys, admin, nodes, blueprints):
     router.include_router(_pages.router)
 router.include_router(routes.router)

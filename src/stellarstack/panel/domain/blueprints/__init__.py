@@ -1,0 +1,1 @@
+"""Blueprints: the games the panel can deploy, their versions, imports and syncs."""
