@@ -62,6 +62,42 @@ class PanelSettings(BaseSettings):
     # --- nodes: registration, CA, per-node credentials (owned by the registration work) ---
 
     # --- nodes: commands, events, heartbeats, sweeps (owned by the commands work) ---
+    heartbeat_interval: float = Field(
+        default=30.0, gt=0, description="Seconds between heartbeats daemons are expected to send."
+    )
+    heartbeat_unhealthy_after: int = Field(
+        default=3, ge=1, description="Missed heartbeats before a node is marked unhealthy."
+    )
+    heartbeat_offline_after: int = Field(
+        default=5, ge=1, description="Missed heartbeats before a node is marked offline."
+    )
+    health_sweep_period: float = Field(
+        default=5.0, gt=0, description="Seconds between node health sweeps (one replica runs them)."
+    )
+    lease_ttl: float = Field(
+        default=15.0, gt=0, description="Seconds a replica's lease on once-only work lasts."
+    )
+    command_ttl: float = Field(
+        default=300.0, gt=0, le=86400, description="Seconds a command stays valid by default."
+    )
+    command_max_payload_bytes: int = Field(
+        default=64 * 1024, ge=256, description="Largest command payload (JSON bytes) accepted."
+    )
+    event_reclaim_after: float = Field(
+        default=30.0, gt=0, description="Seconds before another replica takes over an event."
+    )
+    node_discovery_period: float = Field(
+        default=5.0, gt=0, description="Seconds between looks for new nodes' event streams."
+    )
+    daemon_timeout: float = Field(
+        default=3.0, gt=0, le=60, description="Seconds a panel → daemon HTTP call may take."
+    )
+    daemon_breaker_failures: int = Field(
+        default=3, ge=1, description="Failed daemon calls in a row that open a node's breaker."
+    )
+    daemon_breaker_reset: float = Field(
+        default=30.0, gt=0, description="Seconds an open breaker waits before one probe call."
+    )
 
     @property
     def effective_database_url(self) -> str:

@@ -131,8 +131,32 @@ class Agent:
             node_id,
             executor.handle,
         )
-        self._spawn(self._consumer.run(), "commands")
+        self._spawn(self._consume_commands(self._consumer), "commands")
         self._spawn(self.heartbeats(publisher), "heartbeats")
+
+    async def _consume_commands(self, consumer: StreamConsumer) -> None:
+        """Take back at once what a previous life of this daemon left pending, then consume.
+
+        This daemon is the only consumer of its node's group, so whatever is pending when it
+        starts was abandoned by a crash: waiting `min_idle_ms` for it would only add delay.
+        The executor's idempotency record keeps an entry that was already running from
+        running again.
+        """
+        recovery = StreamConsumer(
+            self.broker,
+            consumer.stream,
+            consumer.group,
+            consumer.consumer,
+            consumer.handler,
+            min_idle_ms=0,
+            block_ms=0,
+        )
+        try:
+            while not consumer.stopping and await recovery.run_once():
+                pass
+        except BrokerError as exc:
+            log.warning("daemon.recovery_failed", error=str(exc))
+        await consumer.run()
 
     def _spawn(self, work: Coroutine[Any, Any, None], name: str) -> None:
         task = asyncio.create_task(work, name=f"daemon:{name}")

@@ -79,11 +79,15 @@ def create_app(
             app.state.database = Database(settings.effective_database_url)
         if own_broker:
             app.state.broker = create_broker(settings.redis_url)
+        from stellarstack.panel.domain.events.background import start_background, stop_background
+
+        await start_background(app)
         log.info("panel.started", version=__version__, url=settings.effective_public_url)
         try:
             yield
         finally:
             log.info("panel.stopping")
+            await stop_background(app)
             if own_broker:
                 await app.state.broker.close()
             if own_db:
