@@ -56,6 +56,20 @@ class PanelSettings(BaseSettings):
     # --- identity: accounts, email, sessions, rate limits (owned by the accounts work) ---
 
     # --- identity: two-factor and OAuth providers (owned by the 2FA/OAuth work) ---
+    totp_issuer: str = Field(default="StellarStack", description="Name shown in authenticators.")
+    oauth_github_client_id: str | None = None
+    oauth_github_client_secret: str | None = None
+    oauth_github_url: str = Field(default="https://github.com", description="GitHub (Enterprise).")
+    oauth_github_api_url: str = "https://api.github.com"
+    oauth_discord_client_id: str | None = None
+    oauth_discord_client_secret: str | None = None
+    oauth_discord_url: str = "https://discord.com"
+    oauth_oidc_issuer: str | None = Field(
+        default=None, description="OpenID Connect issuer; its discovery document is read."
+    )
+    oauth_oidc_client_id: str | None = None
+    oauth_oidc_client_secret: str | None = None
+    oauth_oidc_name: str = Field(default="Single sign-on", description="Label of the OIDC button.")
 
     # --- identity: API keys, roles, subusers, audit (owned by the access-control work) ---
 

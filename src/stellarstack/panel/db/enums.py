@@ -145,6 +145,8 @@ class TokenPurpose(StrEnum):
     VERIFY_EMAIL = "verify_email"
     RESET_PASSWORD = "reset_password"  # noqa: S105 - a purpose, not a password
     INVITE = "invite"
+    TWO_FACTOR = "two_factor"  # a sign-in waiting for its second factor (5 minutes)
+    OAUTH_STATE = "oauth_state"  # an OAuth authorization in flight (state + PKCE verifier)
 
 
 class BlueprintSource(StrEnum):
