@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -11,8 +13,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from stellarstack.panel.db.enums import ActorType, AuditStatus
 from stellarstack.panel.db.models import AuditLog
 from stellarstack.panel.db.session import Database
+from stellarstack.panel.errors import PanelError
 
-__all__ = ["Actor", "record", "record_detached"]
+__all__ = ["AUDITED_REFUSALS", "Actor", "audit_failures", "record", "record_detached"]
+
+# Refusals worth a failure entry: someone tried something they may not do, or that would break
+# an invariant (the last super admin). Typos (422) and unknown ids (404) are not recorded.
+AUDITED_REFUSALS = frozenset({401, 403, 409})
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,7 +58,7 @@ async def record(
         resource=resource,
         resource_id=str(resource_id)[:64] if resource_id is not None else None,
         status=status,
-        error=error,
+        error=error[:2000] if error else None,
         details=details,
     )
     db.add(entry)
@@ -75,3 +82,27 @@ async def record_detached(
             db, actor, action, resource, resource_id, status=status, error=error, details=details
         )
         await db.commit()
+
+
+@asynccontextmanager
+async def audit_failures(
+    database: Database,
+    actor: Actor,
+    action: str,
+    resource: str,
+    resource_id: str | uuid.UUID | None = None,
+) -> AsyncIterator[None]:
+    """Record a refused action (403, 409…) that rolls the request back, then re-raise it."""
+    try:
+        yield
+    except PanelError as exc:
+        if exc.status in AUDITED_REFUSALS:
+            await record_detached(
+                database,
+                actor,
+                action,
+                resource,
+                resource_id,
+                error=exc.detail or type(exc).__name__,
+            )
+        raise
