@@ -154,6 +154,22 @@ class DaemonSettings(BaseSettings):
     heartbeat_interval: float = Field(default=30.0, gt=0)
     runtime: str = Field(default="auto", pattern="^(auto|docker|process)$")
     docker_host: str | None = None
+    # console: the WebSocket console's output batching and inbound limits (console work)
+    console_history_lines: int = Field(default=150, ge=0, le=10_000)
+    console_batch_ms: float = Field(default=25.0, ge=1, le=1000)
+    console_max_lines_per_second: int = Field(
+        default=50_000, ge=0, description="Output past this rate is throttled; 0: no ceiling."
+    )
+    console_viewer_buffer_bytes: int = Field(default=1 << 20, ge=4096)
+    console_max_message_bytes: int = Field(default=16_384, ge=256, le=1 << 20)
+    console_messages_per_second: float = Field(default=20.0, gt=0)
+    console_commands_per_second: float = Field(default=10.0, gt=0)
+    console_max_sockets_per_server: int = Field(default=30, ge=1)
+    console_max_sockets_per_ip: int = Field(default=50, ge=1)
+    console_auth_timeout: float = Field(default=10.0, gt=0)
+    console_allowed_origins: list[str] = Field(
+        default_factory=list, description="Origins allowed besides panel_url's."
+    )
 
     @classmethod
     def settings_customise_sources(

@@ -20,6 +20,7 @@ from typing import Any
 from stellarstack import __version__
 from stellarstack.broker import Broker, BrokerError, StreamConsumer
 from stellarstack.daemon.commands import CommandExecutor
+from stellarstack.daemon.console import ConsoleHub, ConsoleLimits
 from stellarstack.daemon.errors import DaemonStartError
 from stellarstack.daemon.events import EventPublisher
 from stellarstack.daemon.handlers import CommandHandlers
@@ -61,6 +62,8 @@ class Agent:
         self._tasks: list[asyncio.Task[None]] = []
         self._failed: list[str] = []
         self._stopping = False
+        self.consoles = ConsoleHub(ConsoleLimits.from_settings(settings))
+        """Live consoles of this node's servers (filled when a server starts)."""
 
     @property
     def node_id(self) -> str | None:
@@ -102,6 +105,7 @@ class Agent:
                 await runtime.close()
             raise DaemonStartError(f"cannot open the daemon state at {path}: {exc}") from exc
         self._runtime = runtime
+        self.consoles.bind(runtime)
         log.info("daemon.started", node_id=node_id, runtime=runtime.name, pruned=pruned)
         if node_id is None:
             log.warning(
@@ -123,7 +127,9 @@ class Agent:
 
     def _start_loops(self, node_id: str, runtime: Runtime, state: DaemonState) -> None:
         publisher = EventPublisher(self.broker, node_id)
-        executor = CommandExecutor(state, publisher, CommandHandlers(runtime).table())
+        executor = CommandExecutor(
+            state, publisher, CommandHandlers(runtime, consoles=self.consoles).table()
+        )
         self._consumer = StreamConsumer(
             self.broker,
             keys.node_commands_stream(node_id),
@@ -218,6 +224,7 @@ class Agent:
                 task.cancel()
             await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks, self._consumer = [], None
+        await self.consoles.close()
         if self._state is not None:
             try:
                 await self._state.close()

@@ -9,6 +9,7 @@ from fastapi import Depends, FastAPI, Request, Response
 
 from stellarstack import __version__
 from stellarstack.daemon.agent import Agent
+from stellarstack.daemon.console_ws import mount_console
 from stellarstack.daemon.runtime import ContainerRuntimeError
 from stellarstack.protocol.wire import WireModel
 
@@ -63,4 +64,5 @@ def create_app(agent: Agent) -> FastAPI:
             node_id=agent.node_id,
         )
 
+    mount_console(app, agent)
     return app

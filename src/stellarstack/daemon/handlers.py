@@ -10,6 +10,7 @@ from typing import Any
 
 from stellarstack import __version__
 from stellarstack.daemon.commands import CommandHandler
+from stellarstack.daemon.console import ConsoleHub
 from stellarstack.daemon.runtime.base import ContainerState, Runtime
 from stellarstack.protocol.commands import Command, CommandType, ServerPowerPayload
 
@@ -26,9 +27,16 @@ def _describe(state: ContainerState) -> dict[str, Any]:
 class CommandHandlers:
     """Handlers bound to a runtime; `table()` maps command types to them."""
 
-    def __init__(self, runtime: Runtime, *, default_grace: float = DEFAULT_STOP_GRACE) -> None:
+    def __init__(
+        self,
+        runtime: Runtime,
+        *,
+        default_grace: float = DEFAULT_STOP_GRACE,
+        consoles: ConsoleHub | None = None,
+    ) -> None:
         self._runtime = runtime
         self._default_grace = default_grace
+        self._consoles = consoles
 
     def table(self) -> dict[str, CommandHandler]:
         """Command type → handler, for the executor."""
@@ -45,9 +53,14 @@ class CommandHandlers:
         return {"pong": True, "runtime": self._runtime.name, "version": __version__}
 
     async def start(self, command: Command) -> dict[str, Any]:
-        """Start a server."""
+        """Start a server (its console attached first, so no early output is lost)."""
         target = command.payload_as(ServerPowerPayload)
+        console = (
+            None if self._consoles is None else await self._consoles.register(target.server_id)
+        )
         await self._runtime.start(target.server_id)
+        if console is not None:
+            console.set_status("running")
         return _describe(await self._runtime.status(target.server_id))
 
     async def stop(self, command: Command) -> dict[str, Any]:
