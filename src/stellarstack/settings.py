@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import AliasChoices, Field
 from pydantic_settings import (
@@ -54,6 +54,24 @@ class PanelSettings(BaseSettings):
     dependency_timeout: float = Field(default=2.0, gt=0, description="Seconds per health probe.")
 
     # --- identity: accounts, email, sessions, rate limits (owned by the accounts work) ---
+    signup_policy: Literal["open", "invite", "closed"] = Field(
+        default="closed", description="Who may create an account: anyone, invitees, or nobody."
+    )
+    require_email_verification: bool = Field(
+        default=True, description="Refuse sign-in until the address is verified."
+    )
+    smtp_host: str | None = Field(default=None, description="Empty: links are logged, not sent.")
+    smtp_port: int = Field(default=587, ge=1, le=65535)
+    smtp_username: str | None = None
+    smtp_password: str | None = None
+    smtp_security: Literal["starttls", "tls", "none"] = "starttls"
+    smtp_timeout: float = Field(default=10.0, gt=0)
+    mail_from: str = "StellarStack <noreply@stellarstack.local>"
+    rate_limit_api_client: str = Field(default="720/minute", description="Per user or API key.")
+    rate_limit_api_admin: str = Field(default="240/minute", description="Per admin or app key.")
+    rate_limits: dict[str, str] = Field(
+        default_factory=dict, description='Overrides, e.g. {"sign_in.ip": "30/minute"}.'
+    )
 
     # --- identity: two-factor and OAuth providers (owned by the 2FA/OAuth work) ---
     totp_issuer: str = Field(default="StellarStack", description="Name shown in authenticators.")

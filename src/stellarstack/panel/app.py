@@ -14,6 +14,8 @@ from stellarstack.broker import Broker, create_broker
 from stellarstack.logs import get_logger
 from stellarstack.panel import web
 from stellarstack.panel.auth import oauth_routes, totp_routes
+from stellarstack.panel.auth.csrf import CsrfMiddleware
+from stellarstack.panel.auth.ratelimit import ApiRateLimit
 from stellarstack.panel.auth.routes import router as auth_router
 from stellarstack.panel.db.session import Database
 from stellarstack.panel.domain.admin_users import routes as admin_users_routes
@@ -47,7 +49,7 @@ The StellarStack panel API. Authenticate with the session cookie (browser) or an
 
 def api_router() -> APIRouter:
     """All `/api/v1` routes."""
-    router = APIRouter(prefix="/api/v1")
+    router = APIRouter(prefix="/api/v1", dependencies=[ApiRateLimit])
     router.include_router(auth_router)
     router.include_router(totp_routes.router)
     router.include_router(oauth_routes.router)
@@ -106,6 +108,7 @@ def create_app(
     app.state.database = database
     app.state.broker = broker
     metrics_registry = CollectorRegistry()
+    app.add_middleware(CsrfMiddleware)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestMetricsMiddleware, metrics=RequestMetrics(metrics_registry))
     app.add_middleware(RequestIdMiddleware)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import uuid
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import delete, select
@@ -18,8 +19,11 @@ __all__ = [
     "clear_session_cookie",
     "create_session",
     "hash_token",
+    "list_sessions",
     "resolve_session",
+    "revoke_other_sessions",
     "revoke_session",
+    "revoke_session_by_id",
     "set_session_cookie",
 ]
 
@@ -47,6 +51,8 @@ async def create_session(
     """Open a session for a user and return the cookie token (shown only here)."""
     token = secrets.token_urlsafe(32)
     now = _now()
+    # Forget this user's expired sessions, so the table does not grow without bound.
+    await db.execute(delete(Session).where(Session.user_id == user.id, Session.expires_at <= now))
     db.add(
         Session(
             user_id=user.id,
@@ -87,6 +93,35 @@ async def resolve_session(db: AsyncSession, token: str) -> tuple[Session, User] 
 async def revoke_session(db: AsyncSession, token: str) -> None:
     """End the session behind a token (sign-out)."""
     await db.execute(delete(Session).where(Session.token_hash == hash_token(token)))
+
+
+async def list_sessions(db: AsyncSession, user_id: uuid.UUID) -> list[Session]:
+    """A user's live sessions, most recently used first."""
+    rows = await db.execute(
+        select(Session)
+        .where(Session.user_id == user_id, Session.expires_at > _now())
+        .order_by(Session.last_seen_at.desc(), Session.created_at.desc())
+    )
+    return list(rows.scalars())
+
+
+async def revoke_session_by_id(db: AsyncSession, user_id: uuid.UUID, session_id: uuid.UUID) -> bool:
+    """End one of a user's sessions; False when the user has no session with that id."""
+    result = await db.execute(
+        delete(Session).where(Session.id == session_id, Session.user_id == user_id)
+    )
+    return bool(getattr(result, "rowcount", 0))
+
+
+async def revoke_other_sessions(
+    db: AsyncSession, user_id: uuid.UUID, keep: uuid.UUID | None = None
+) -> int:
+    """End every session of a user except `keep`; return how many ended."""
+    query = delete(Session).where(Session.user_id == user_id)
+    if keep is not None:
+        query = query.where(Session.id != keep)
+    result = await db.execute(query)
+    return int(getattr(result, "rowcount", 0) or 0)
 
 
 def set_session_cookie(response: Response, token: str, *, secure: bool) -> None:

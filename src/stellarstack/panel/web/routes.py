@@ -83,12 +83,6 @@ async def nodes(request: Request, user: AdminUser) -> Response:
     return render(request, "nodes.html", user=user)
 
 
-@router.get("/settings")
-async def settings(request: Request, user: CurrentUser) -> Response:
-    """The user's profile, appearance and security settings."""
-    return render(request, "settings.html", user=user)
-
-
 @router.get("/admin")
 async def admin(request: Request, user: AdminUser, db: DbSession) -> Response:
     """The administration overview (admins)."""

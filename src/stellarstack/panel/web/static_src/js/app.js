@@ -93,6 +93,30 @@
     });
   }
 
+  // CSRF: htmx requests repeat the token of <meta name="csrf-token"> in X-CSRF-Token, and a
+  // POST form without a csrf_token field gets one as it is submitted (auth/csrf.py checks both).
+  function csrfToken() {
+    var meta = document.querySelector('meta[name="csrf-token"]');
+    return meta ? meta.getAttribute("content") : null;
+  }
+
+  document.addEventListener("htmx:configRequest", function (event) {
+    var token = csrfToken();
+    if (token && event.detail && event.detail.headers) event.detail.headers["X-CSRF-Token"] = token;
+  });
+
+  document.addEventListener("submit", function (event) {
+    var form = event.target instanceof HTMLFormElement ? event.target : null;
+    var token = csrfToken();
+    if (!form || !token || (form.getAttribute("method") || "").toLowerCase() !== "post") return;
+    if (form.querySelector('input[name="csrf_token"]')) return;
+    var input = document.createElement("input");
+    input.type = "hidden";
+    input.name = "csrf_token";
+    input.value = token;
+    form.appendChild(input);
+  }, true);
+
   document.addEventListener("DOMContentLoaded", syncControls);
   if (document.readyState !== "loading") syncControls();
 })();
