@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import secrets
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -131,24 +132,93 @@ def panel(
         pass
 
 
-@app.command()
+daemon_app = typer.Typer(
+    help="Run the node daemon, or register this machine with a panel.", rich_markup_mode=None
+)
+app.add_typer(daemon_app, name="daemon")
+
+
+def _default_daemon_paths() -> tuple[Path, Path]:
+    """Config file and data directory: system paths as root, per-user paths otherwise."""
+    if os.geteuid() == 0:
+        return Path("/etc/stellarstack/daemon.toml"), Path("/var/lib/stellarstack")
+    settings = DaemonSettings()
+    return settings.data_dir.parent / "daemon.toml", settings.data_dir
+
+
+def _run_daemon(settings: DaemonSettings) -> None:
+    from stellarstack.daemon.errors import DaemonStartError
+    from stellarstack.daemon.service import run_daemon
+    from stellarstack.serve import PortInUse
+
+    configure_logging("info")
+    try:
+        asyncio.run(run_daemon(settings))
+    except (PortInUse, DaemonStartError) as exc:
+        raise _fail(str(exc)) from exc
+    except KeyboardInterrupt:
+        pass
+
+
+@daemon_app.callback(invoke_without_command=True)
 def daemon(
+    ctx: typer.Context,
     config: Annotated[
         Path | None, typer.Option(help="Daemon config file (TOML).", exists=True, dir_okay=False)
     ] = None,
 ) -> None:
     """Run the node daemon: game servers in Docker or as processes, driven by the panel."""
-    from stellarstack.daemon.service import run_daemon
-    from stellarstack.serve import PortInUse
+    if ctx.invoked_subcommand is not None:
+        return
+    _run_daemon(DaemonSettings.from_file(config) if config else DaemonSettings())
 
-    settings = DaemonSettings.from_file(config) if config else DaemonSettings()
-    configure_logging("info")
+
+@daemon_app.command("register")
+def daemon_register(
+    panel_url: Annotated[str, typer.Option("--panel", help="The panel's URL.")],
+    token: Annotated[
+        str,
+        typer.Option(
+            envvar="STELLAR_REGISTRATION_TOKEN",
+            help='Registration token (strk_reg_…) from the panel\'s "add node" page.',
+        ),
+    ],
+    config: Annotated[
+        Path | None, typer.Option(help="Where to write the config (and keys beside it).")
+    ] = None,
+    data_dir: DataDirOpt = None,
+    hostname: Annotated[
+        str | None, typer.Option(help="Address the panel reaches this node at (detected).")
+    ] = None,
+    port: Annotated[int, typer.Option(help="Daemon HTTPS port.", min=1, max=65535)] = 5000,
+    listen_host: Annotated[str, typer.Option(help="Address the daemon listens on.")] = "0.0.0.0",
+    force: Annotated[bool, typer.Option(help="Replace an existing registration.")] = False,
+    start: Annotated[bool, typer.Option(help="Start the daemon once registered.")] = True,
+) -> None:
+    """Register this machine as a node with a one-time token, write its config, and start."""
+    from stellarstack.daemon.registration import RegistrationError, register_node
+
+    default_config, default_data = _default_daemon_paths()
+    config_file = config or default_config
+    configure_logging("warning")
     try:
-        asyncio.run(run_daemon(settings))
-    except PortInUse as exc:
+        done = asyncio.run(
+            register_node(
+                panel_url,
+                token,
+                config_file=config_file,
+                data_dir=data_dir or default_data,
+                hostname=hostname,
+                port=port,
+                listen_host=listen_host,
+                force=force,
+            )
+        )
+    except RegistrationError as exc:
         raise _fail(str(exc)) from exc
-    except KeyboardInterrupt:
-        pass
+    typer.secho(f"registered node {done.node_id}; config written to {done.config_file}", bold=True)
+    if start:
+        _run_daemon(DaemonSettings.from_file(done.config_file))
 
 
 @app.command(name="migrate")

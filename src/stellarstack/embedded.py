@@ -5,12 +5,15 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from stellarstack.broker import MemoryBroker
+from stellarstack.daemon.registration import detect_specs
 from stellarstack.daemon.service import DaemonService
 from stellarstack.logs import get_logger
 from stellarstack.panel.app import create_app
 from stellarstack.panel.bootstrap import AdminCredentials, ensure_data_dir, ensure_first_admin
 from stellarstack.panel.db import migrate
 from stellarstack.panel.db.session import Database
+from stellarstack.panel.domain.nodes.registration import ensure_local_node
+from stellarstack.panel.domain.nodes.schemas import NodeSpecs
 from stellarstack.serve import Service, listen, run_until_signalled
 from stellarstack.settings import DaemonSettings, PanelSettings
 
@@ -27,6 +30,12 @@ def embedded_daemon_settings(settings: PanelSettings) -> DaemonSettings:
     )
 
 
+def embedded_specs(settings: PanelSettings) -> NodeSpecs:
+    """This machine's specs, for the local node's record."""
+    specs = detect_specs(settings.data_dir)
+    return NodeSpecs(cpu=specs.cpu, memory=specs.memory, disk=specs.disk)
+
+
 async def run_embedded(
     settings: PanelSettings, announce: Callable[[str, AdminCredentials | None], None]
 ) -> None:
@@ -38,9 +47,14 @@ async def run_embedded(
     broker = MemoryBroker()
     try:
         credentials = await ensure_first_admin(database)
+        local = await ensure_local_node(
+            database, settings.data_dir / "daemon", embedded_specs(settings)
+        )
         app = create_app(settings, database=database, broker=broker)
         listener = listen(app, settings.host, settings.port)
-        daemon = DaemonService(embedded_daemon_settings(settings), broker)
+        daemon_settings = embedded_daemon_settings(settings)
+        daemon_settings.node_id, daemon_settings.api_token = local.node_id, local.api_token
+        daemon = DaemonService(daemon_settings, broker)
         announce(settings.effective_public_url, credentials)
         await run_until_signalled([listener], [Service("daemon", daemon.start, daemon.stop)])
     finally:

@@ -92,6 +92,19 @@ class PanelSettings(BaseSettings):
     # --- identity: API keys, roles, subusers, audit (owned by the access-control work) ---
 
     # --- nodes: registration, CA, per-node credentials (owned by the registration work) ---
+    ca_dir: Path | None = Field(
+        default=None,
+        description="The node CA and the panel's signing key; empty means `<data_dir>/ca`. "
+        "Replicas must share it.",
+    )
+    node_redis_url: str | None = Field(
+        default=None,
+        description="Redis URL handed to registering nodes (no credentials; each node gets "
+        "its own ACL user); empty means REDIS_URL without its user and password.",
+    )
+    registration_token_hours: float = Field(default=24.0, gt=0, le=24 * 30)
+    node_certificate_days: int = Field(default=825, ge=1, le=3650)
+    daemon_timeout: float = Field(default=5.0, gt=0, description="Seconds per panel → daemon call.")
 
     # --- nodes: commands, events, heartbeats, sweeps (owned by the commands work) ---
     heartbeat_interval: float = Field(
@@ -172,6 +185,12 @@ class DaemonSettings(BaseSettings):
     heartbeat_interval: float = Field(default=30.0, gt=0)
     runtime: str = Field(default="auto", pattern="^(auto|docker|process)$")
     docker_host: str | None = None
+    # Written by `stellarstack daemon register`: TLS for the daemon's HTTP server with the
+    # node certificate, the panel CA, and the panel's Ed25519 key for console tokens.
+    tls_cert_file: Path | None = None
+    tls_key_file: Path | None = None
+    ca_file: Path | None = None
+    panel_public_key_file: Path | None = None
     # console: the WebSocket console's output batching and inbound limits (console work)
     console_history_lines: int = Field(default=150, ge=0, le=10_000)
     console_batch_ms: float = Field(default=25.0, ge=1, le=1000)

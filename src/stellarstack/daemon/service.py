@@ -22,13 +22,14 @@ import signal
 from stellarstack.broker import Broker, create_broker
 from stellarstack.daemon.agent import Agent
 from stellarstack.daemon.app import create_app
+from stellarstack.daemon.errors import DaemonStartError
 from stellarstack.daemon.runtime import Runtime
 from stellarstack.logs import get_logger
 from stellarstack.protocol import keys
 from stellarstack.serve import Listener, listen
 from stellarstack.settings import DaemonSettings
 
-__all__ = ["DaemonService", "broker_for", "run_daemon"]
+__all__ = ["DaemonService", "broker_for", "run_daemon", "use_node_certificate"]
 
 log = get_logger(__name__)
 
@@ -69,6 +70,7 @@ async def run_daemon(settings: DaemonSettings, broker: Broker | None = None) -> 
     try:
         listener = listen(service.app, settings.host, settings.port)  # PortInUse, before all
         try:
+            use_node_certificate(listener, settings)
             await service.start()
             try:
                 await _serve(listener)
@@ -79,6 +81,20 @@ async def run_daemon(settings: DaemonSettings, broker: Broker | None = None) -> 
     finally:
         if broker is None:
             await active.close()
+
+
+def use_node_certificate(listener: Listener, settings: DaemonSettings) -> None:
+    """Serve HTTPS with the node certificate when registration wrote one (else plain HTTP)."""
+    cert, key = settings.tls_cert_file, settings.tls_key_file
+    if not cert and not key:
+        return
+    if not (cert and key and cert.is_file() and key.is_file()):
+        raise DaemonStartError(
+            f"TLS needs both tls_cert_file and tls_key_file; found {cert} and {key}"
+        )
+    config = listener.server.config
+    config.ssl_certfile, config.ssl_keyfile = str(cert), str(key)
+    log.info("daemon.tls", certificate=str(cert))
 
 
 async def _serve(listener: Listener) -> None:
