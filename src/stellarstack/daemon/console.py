@@ -170,6 +170,23 @@ class Viewer:
         self._ready.set()
 
 
+class _FrameBudget:
+    """A token bucket of frames that may skip the batch wait (keeps echoes instant)."""
+
+    def __init__(self, per_second: float, burst: float) -> None:
+        self._rate, self._burst = per_second, burst
+        self._tokens, self._at = burst, 0.0
+
+    def allow(self, now: float) -> bool:
+        """Take one frame from the budget if there is one."""
+        self._tokens = min(self._burst, self._tokens + (now - self._at) * self._rate)
+        self._at = now
+        if self._tokens < 1:
+            return False
+        self._tokens -= 1
+        return True
+
+
 class ServerConsole:
     """The console of one server: pump, history ring, throttle and viewers."""
 
@@ -183,6 +200,8 @@ class ServerConsole:
         self._viewers: set[Viewer] = set()
         self._pending: list[str] = []
         self._batch_started = 0.0
+        self._last_flush = 0.0
+        self._quick = _FrameBudget(per_second=2 / limits.batch_interval, burst=20)
         self._flush_timer: asyncio.TimerHandle | None = None
         self._window_started = 0.0
         self._window_lines = 0
@@ -330,7 +349,8 @@ class ServerConsole:
 
     def _accept(self, text: str) -> None:
         """Take one line: count it against the ceiling, batch it, flush when the batch is due."""
-        now = asyncio.get_running_loop().time()
+        loop = asyncio.get_running_loop()
+        now = loop.time()
         ceiling = self._limits.max_lines_per_second
         if ceiling:
             if now - self._window_started >= 1.0:
@@ -339,13 +359,15 @@ class ServerConsole:
             if self._window_lines > ceiling:
                 self._throttled += 1
                 return
+        interval = self._limits.batch_interval
         if not self._pending:
+            # Interactive output (an echo, a prompt) goes out at once, within a small budget
+            # of frames per second; sustained output waits for the interval and travels in bulk.
             self._batch_started = now
-            self._flush_timer = asyncio.get_running_loop().call_later(
-                self._limits.batch_interval, self._flush
-            )
+            delay = 0.0 if self._quick.allow(now) else self._last_flush + interval - now
+            self._flush_timer = loop.call_later(max(delay, 0.0), self._flush)
         self._pending.append(text)
-        if now - self._batch_started >= self._limits.batch_interval:
+        if now - self._batch_started >= interval:
             self._flush()
 
     def _flush(self, *, final: bool = False) -> None:
@@ -354,6 +376,7 @@ class ServerConsole:
             self._flush_timer.cancel()
             self._flush_timer = None
         if self._pending:
+            self._last_flush = asyncio.get_running_loop().time()
             lines, self._pending = self._pending, []
             self._history.extend(lines)
             frame = encode(Outbound.CONSOLE_OUTPUT, *lines)
