@@ -20,6 +20,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from stellarstack.broker import MemoryBroker
 from stellarstack.daemon.agent import Agent
 from stellarstack.daemon.app import create_app
+from stellarstack.daemon.console_ws import ConsoleEndpoint
 from stellarstack.daemon.runtime import ContainerSpec, DockerRuntime
 from stellarstack.protocol import keys
 from stellarstack.protocol.events import Event
@@ -552,3 +553,25 @@ async def test_output_past_the_ceiling_is_throttled_with_a_visible_notice(
     assert "output throttled" in notice[0] and "1000 lines/s" in notice[0]
     assert 0 < len(lines) <= 1000
     assert lines == [f"n {i}" for i in range(len(lines))]
+
+
+async def test_the_panel_key_is_read_from_the_registered_key_file(
+    docker_engine: DockerEngine, tmp_path: Path
+) -> None:
+    from stellarstack.protocol.tokens import public_key_pem
+
+    key_file = tmp_path / "panel.pub"
+    key_file.write_bytes(public_key_pem(PANEL_KEY))
+    async with console_daemon(docker_engine, tmp_path, panel_public_key_file=key_file) as running:
+        endpoint = ConsoleEndpoint(running.agent)
+        claims = endpoint.verify(running.token("t-any"), "t-any")
+    assert claims.server_id == "t-any"
+
+
+async def test_a_node_without_a_panel_key_says_so(
+    docker_engine: DockerEngine, tmp_path: Path
+) -> None:
+    async with console_daemon(docker_engine, tmp_path) as running:
+        endpoint = ConsoleEndpoint(running.agent)
+        with pytest.raises(Exception, match="no panel key"):
+            endpoint.verify(running.token("t-any"), "t-any")

@@ -15,7 +15,6 @@ import json
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -142,8 +141,7 @@ class ConsoleEndpoint:
     def public_key(self) -> Ed25519PublicKey:
         """The panel's key (loaded from `panel_public_key_file` on first use)."""
         if self._public_key is None:
-            # The field comes with node registration; read it softly until that lands.
-            path: Path | None = getattr(self.settings, "panel_public_key_file", None)
+            path = self.settings.panel_public_key_file
             if path is None:
                 raise _Close(CloseCode.NOT_CONFIGURED, "this node has no panel key: register it")
             try:
