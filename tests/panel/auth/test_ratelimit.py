@@ -113,3 +113,13 @@ async def test_x_forwarded_for_is_ignored_from_an_untrusted_peer(
             "/api/v1/auth/sign-in", json=WRONG, headers={"x-forwarded-for": "10.9.9.9"}
         )
     assert response.status_code == 429
+
+
+async def test_successful_sign_ins_never_lock_the_owner_out(account_panel: AccountPanel) -> None:
+    await account_panel.add_user("ada@example.test")
+    async with account_panel.client(ip="198.51.100.30") as owner:
+        body = {"email": "ada@example.test", "password": PASSWORD}
+        statuses = [
+            (await owner.post("/api/v1/auth/sign-in", json=body)).status_code for _ in range(12)
+        ]
+    assert statuses == [200] * 12

@@ -7,8 +7,10 @@ on the embedded default and in Redis when `REDIS_URL` is set, so replicas share 
 Usage from another module (the 2FA challenge, for example)::
 
     limiter = rate_limiter(request)
-    await limiter.hit("two_factor.ip", client_ip(request) or "unknown")
-    await limiter.hit("two_factor.account", str(user.id))   # raises RateLimited (429)
+    # before checking a code: count the address, check the account's buckets (429 if full)
+    await limiter.attempt("two_factor", account=str(user.id), ip=ip, count_account=False)
+    # after a wrong code: count it against the account
+    await limiter.failed("two_factor", account=str(user.id), ip=ip)
 """
 
 from __future__ import annotations
@@ -124,15 +126,37 @@ class RateLimiter:
         log.warning("ratelimit.exceeded", policy=name, retry_after=retry_after)
         raise RateLimited(retry_after, f"Too many attempts. Try again in {retry_after} s.")
 
-    async def attempt(self, action: str, *, account: str, ip: str | None) -> None:
-        """Count one attempt at `action` (sign_in, reset, verify, two_factor) on all its buckets.
+    async def check(self, name: str, key: str) -> None:
+        """Raise 429 when `key`'s bucket under policy `name` is full, without counting."""
+        if not await self._strategy.test(self.policy(name), name, key[:256]):
+            retry_after = await self.retry_after(name, key)
+            log.warning("ratelimit.exceeded", policy=name, retry_after=retry_after)
+            raise RateLimited(retry_after, f"Too many attempts. Try again in {retry_after} s.")
+
+    async def attempt(
+        self, action: str, *, account: str, ip: str | None, count_account: bool = True
+    ) -> None:
+        """Count one attempt at `action` (sign_in, reset, verify, two_factor) on its buckets.
 
         The address bucket is hit first and a full bucket stops the count, so attempts that
-        were refused for one address never reach the account's shared bucket.
+        were refused for one address never reach the account's shared bucket. With
+        `count_account=False` the account buckets are only checked here, and the caller
+        counts failures with `failed` (a person who types the right password is never held
+        back by their own successful sign-ins).
         """
         address = ip or "unknown"
         account = account.strip().lower()
         await self.hit(f"{action}.ip", address)
+        if count_account:
+            await self.failed(action, account=account, ip=ip)
+            return
+        await self.check(f"{action}.account_ip", f"{account}|{address}")
+        await self.check(f"{action}.account", account)
+
+    async def failed(self, action: str, *, account: str, ip: str | None) -> None:
+        """Count a failed attempt against the account (from this address, and overall)."""
+        address = ip or "unknown"
+        account = account.strip().lower()
         await self.hit(f"{action}.account_ip", f"{account}|{address}")
         await self.hit(f"{action}.account", account)
 

@@ -7,6 +7,7 @@ tells an attacker which accounts exist.
 
 from __future__ import annotations
 
+import contextlib
 import re
 from dataclasses import dataclass
 
@@ -30,7 +31,7 @@ from stellarstack.panel.db.enums import ActorType, Role, TokenPurpose
 from stellarstack.panel.db.models import User
 from stellarstack.panel.db.session import Database
 from stellarstack.panel.domain.audit.service import Actor, record, record_detached
-from stellarstack.panel.errors import BadRequest, Forbidden, Unauthorized
+from stellarstack.panel.errors import BadRequest, Forbidden, RateLimited, Unauthorized
 
 __all__ = [
     "INVALID_CREDENTIALS",
@@ -104,13 +105,16 @@ async def sign_in(
     """Verify credentials and open a session (or a two-factor challenge)."""
     typed = normalize_email(email)[:MAX_EMAIL]
     if limiter is not None:
-        await limiter.attempt("sign_in", account=typed, ip=ip)
+        await limiter.attempt("sign_in", account=typed, ip=ip, count_account=False)
     user = await find_user_by_email(db, typed) if typed else None
     # Oversized passwords are refused without hashing, but still cost one dummy verification.
     candidate = password if len(password) <= MAX_PASSWORD else ""
     valid, upgraded = verify_password(candidate, user.password_hash if user else None)
     if user is None or not valid or not password or candidate != password:
         log.info("auth.sign_in_failed", known=user is not None, ip=ip)
+        if limiter is not None:
+            with contextlib.suppress(RateLimited):  # this attempt's answer stays "incorrect"
+                await limiter.failed("sign_in", account=typed, ip=ip)
         if database is not None:
             await record_detached(
                 database,

@@ -12,6 +12,7 @@ import hmac
 import re
 import secrets
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Literal
@@ -312,13 +313,17 @@ async def complete_challenge(
     *,
     ip: str | None,
     user_agent: str | None,
+    throttle: Callable[[str], Awaitable[None]] | None = None,
 ) -> tuple[User, str, SecondFactor]:
     """Exchange a challenge token and a valid code for a session: (user, cookie token, factor).
 
     A wrong code counts against the challenge and is committed before the error is raised, so
-    the count survives the request's rollback.
+    the count survives the request's rollback. `throttle` (a rate limiter) is called with the
+    account id before the code is checked.
     """
     challenge, user = await _open_challenge(db, token)
+    if throttle is not None:
+        await throttle(str(user.id))  # per account, whichever address the codes come from
     actor = user_actor(user, ip)
     method = await verify_second_factor(db, user, code, cipher)
     if method is None:

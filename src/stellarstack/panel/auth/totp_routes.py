@@ -6,6 +6,7 @@ from fastapi import APIRouter, Request, Response
 from pydantic import Field
 
 from stellarstack.panel.auth import totp
+from stellarstack.panel.auth.ratelimit import LimiterDep
 from stellarstack.panel.auth.recovery import remaining_recovery_codes
 from stellarstack.panel.auth.sessions import set_session_cookie
 from stellarstack.panel.deps import CurrentUser, DbSession, SettingsDep, client_ip
@@ -132,16 +133,24 @@ async def recovery_codes(
 
 @router.post("/challenge", response_model=Envelope[ChallengeOut])
 async def challenge(
-    body: ChallengeIn, request: Request, response: Response, db: DbSession, settings: SettingsDep
+    body: ChallengeIn,
+    request: Request,
+    response: Response,
+    db: DbSession,
+    settings: SettingsDep,
+    limiter: LimiterDep,
 ) -> Envelope[ChallengeOut]:
     """Finish a sign-in: challenge token + code → session cookie."""
+    ip = client_ip(request)
+    await limiter.hit("two_factor.ip", ip or "unknown")
     user, token, method = await totp.complete_challenge(
         db,
         body.token,
         body.code,
         totp.cipher_for(settings),
-        ip=client_ip(request),
+        ip=ip,
         user_agent=request.headers.get("user-agent"),
+        throttle=lambda account: limiter.hit("two_factor.account", account),
     )
     secure = settings.effective_public_url.startswith("https")
     set_session_cookie(response, token, secure=secure)
