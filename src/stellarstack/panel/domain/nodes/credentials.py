@@ -32,8 +32,8 @@ NODE_COMMANDS = (
     "xgroup|create",  # create its consumer group (MKSTREAM) on first start
     "xadd",  # events, and dead letters of its command stream
     "publish",  # its own channels (`stellar:nodes:{id}:*`)
-    "client|setinfo",  # redis-py names its library on connect
     "select",  # a database number in the Redis URL
+    # (redis-py also sends CLIENT SETINFO on connect; Redis refuses it and redis-py ignores that)
 )
 """What a node's ACL user may run; everything else is refused (NOPERM)."""
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import asdict
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 
@@ -21,6 +21,7 @@ from stellarstack.panel.domain.nodes.schemas import (
     AllocationBatch,
     AllocationCreate,
     AllocationOut,
+    DaemonProbeOut,
     NodeCredentialsOut,
     NodeOut,
     NodeServerOut,
@@ -161,11 +162,11 @@ async def node_stats(node_id: str, user: NodeAdmin, db: DbSession) -> Envelope[N
 @router.get("/{node_id}/daemon-health")
 async def daemon_health(
     node_id: str, user: NodeAdmin, db: DbSession, pki: PkiDep, settings: SettingsDep
-) -> Envelope[dict[str, Any]]:
+) -> Envelope[DaemonProbeOut]:
     """Ask the node's daemon for /health over TLS verified with the panel CA and the node id."""
     node = await service.get_node(db, node_id)
     async with daemon_client(
         pki.ca.certificate_pem, node.id, timeout=settings.daemon_timeout
     ) as client:
         probe = await probe_health(client, node)
-    return ok(asdict(probe))
+    return ok(DaemonProbeOut.model_validate(asdict(probe)))

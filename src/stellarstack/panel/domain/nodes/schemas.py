@@ -17,6 +17,7 @@ __all__ = [
     "AllocationBatch",
     "AllocationCreate",
     "AllocationOut",
+    "DaemonProbeOut",
     "NodeCredentialsOut",
     "NodeOut",
     "NodeRegistered",
@@ -225,3 +226,14 @@ class NodeStats(ApiModel):
     last_heartbeat_at: datetime | None
     metrics: dict[str, Any] | None
     daemon_version: str | None
+
+
+class DaemonProbeOut(ApiModel):
+    """What the node's daemon said to `GET /health` over verified TLS (or why it could not)."""
+
+    reachable: bool
+    trusted: bool
+    status: str | None
+    version: str | None
+    node_id: str | None
+    error: str | None
