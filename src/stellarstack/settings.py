@@ -144,6 +144,25 @@ class PanelSettings(BaseSettings):
         default=30.0, gt=0, description="Seconds an open breaker waits before one probe call."
     )
 
+    # --- blueprints: catalogue, operator directory, egg import and sync (owned by blueprints) ---
+    blueprints_dir: Path | None = Field(
+        default=None,
+        description="Operator blueprints (YAML or eggs) loaded at start; empty means "
+        "`<data_dir>/blueprints` when that folder exists.",
+    )
+    blueprint_sync_max_bytes: int = Field(
+        default=1024 * 1024, ge=1024, le=64 * 1024 * 1024, description="Largest synced document."
+    )
+    blueprint_sync_timeout: float = Field(default=30.0, gt=0, le=600)
+    blueprint_sync_allow_http: bool = Field(
+        default=False, description="Also sync from plain http:// URLs (https only by default)."
+    )
+    blueprint_sync_allow_private: bool = Field(
+        default=False,
+        description="Test-only: let syncs reach loopback and private addresses. Never enable "
+        "in production (it lets admins make the panel probe its own network).",
+    )
+
     @property
     def effective_database_url(self) -> str:
         """The configured database, or the embedded SQLite file."""
