@@ -450,8 +450,12 @@ async def test_power_actions_need_the_matching_permission(daemon: ConsoleDaemon)
         await viewer.send("set state", "restart")
         assert await viewer.expect("status") == ["stopping"]
         await viewer.lines_until("run-started")  # the new run's first line, not lost
+        restarting = viewer.events.index(("status", ["stopping"]))
+        while ("status", ["running"]) not in viewer.events[restarting:]:
+            await viewer.expect("status")
         await viewer.send("set state", "kill")
-        assert (await viewer.expect("status"))[0] in ("stopped", "crashed")
+        final = (await viewer.expect("status"))[0]
+        assert final in ("stopped", "crashed"), [e for e in viewer.events if e[0] == "status"]
 
 
 async def test_send_logs_replays_and_send_stats_answers(

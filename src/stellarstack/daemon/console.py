@@ -209,6 +209,7 @@ class ServerConsole:
         self._noticed_at = -1.0
         self._task: asyncio.Task[None] | None = None
         self._attaches = 0
+        self._status_changes = 0
         self._attached_again = asyncio.Event()
 
     @property
@@ -272,6 +273,7 @@ class ServerConsole:
 
     def set_status(self, status: str) -> None:
         """Record and announce a status (only when it changed)."""
+        self._status_changes += 1
         if status != self.status:
             self.status = status
             self.broadcast(Outbound.STATUS, status)
@@ -306,8 +308,12 @@ class ServerConsole:
                     await self._attached_again.wait()
 
     async def _refresh_status(self) -> None:
+        """Ask the runtime, unless a power action set the status while we were asking."""
+        before = self._status_changes
         with contextlib.suppress(ContainerRuntimeError):
-            self.set_status(status_of(await self._runtime.status(self.server_id)))
+            state = await self._runtime.status(self.server_id)
+            if self._status_changes == before:
+                self.set_status(status_of(state))
 
     async def _pump(self) -> None:
         """Follow output run after run: attach, read to the end, announce the status, repeat."""
