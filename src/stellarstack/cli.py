@@ -15,6 +15,8 @@ from stellarstack.logs import configure_logging
 from stellarstack.settings import DaemonSettings, PanelSettings
 
 if TYPE_CHECKING:
+    from stellarstack.blueprints.loader import Loaded as LoadedBlueprint
+    from stellarstack.blueprints.loader import LoadResult
     from stellarstack.panel.bootstrap import AdminCredentials
 
 # Commands import the panel and daemon lazily, so `--help` and `--version` answer at once.
@@ -305,6 +307,148 @@ def user_create(
     typer.echo(f"created {chosen_role.value} {email.strip().lower()}")
     if password is None:
         typer.echo(f"password: {secret}")
+
+
+# --- blueprint: import eggs and blueprints, list the catalogue (owned by the blueprints work) ---
+
+blueprint_app = typer.Typer(
+    help="Import and list blueprints (game templates).", no_args_is_help=True
+)
+app.add_typer(blueprint_app, name="blueprint")
+
+
+def _print_loaded(loaded: LoadedBlueprint) -> None:
+    report = loaded.report
+    line = f"  {loaded.blueprint.slug:<28} {loaded.blueprint.name[:40]:<40} {loaded.origin}"
+    if report is None:
+        typer.echo(line)
+        return
+    counts = report.counts
+    typer.echo(
+        f"{line}\n    {report.format}: {counts['mapped']} mapped, {counts['unmapped']} unmapped, "
+        f"{counts['warnings']} warnings"
+    )
+    for item in report.unmapped:
+        typer.echo(f"    unmapped {item.path}: {item.reason}")
+    for warning in report.warnings:
+        typer.echo(f"    warning  {warning}")
+
+
+def _load_source(source: str, settings: PanelSettings) -> LoadResult:
+    from stellarstack.blueprints.errors import BlueprintError
+    from stellarstack.blueprints.loader import LoadResult, load_directory, load_document, load_file
+    from stellarstack.blueprints.sync import fetch_document
+    from stellarstack.panel.domain.blueprints.importing import sync_options
+
+    try:
+        if source.startswith(("http://", "https://")):
+            document = asyncio.run(fetch_document(source, sync_options(settings)))
+            return LoadResult([load_document(document.text, origin=document.url)])
+        path = Path(source)
+        if path.is_dir():
+            return load_directory(path)
+        if path.is_file():
+            return LoadResult([load_file(path)])
+    except BlueprintError as exc:
+        raise _fail(str(exc)) from exc
+    raise _fail(f"{source} is not a file, a directory or an http(s) URL")
+
+
+@blueprint_app.command("import")
+def blueprint_import(
+    source: Annotated[str, typer.Argument(help="An egg or blueprint file, a folder, or a URL.")],
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Show what would be imported; save nothing.")
+    ] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="Replace blueprints of another source.")
+    ] = False,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Import Pterodactyl/Pelican eggs or StellarStack blueprints, printing what was not mapped."""
+    from stellarstack.panel.bootstrap import StartupError, ensure_data_dir, preflight
+    from stellarstack.panel.db.enums import BlueprintSource
+    from stellarstack.panel.db.session import Database
+    from stellarstack.panel.domain.blueprints.importing import (
+        CatalogSummary,
+        install_catalog,
+        save_loaded,
+    )
+
+    settings = _panel_settings(None, None, data_dir)
+    configure_logging("warning")
+    result = _load_source(source, settings)
+    for loaded in result.loaded:
+        _print_loaded(loaded)
+    for problem in result.problems:
+        typer.secho(f"  failed {problem.origin}: {problem.message}", fg=typer.colors.RED)
+    unmapped = sum(len(x.report.unmapped) for x in result.loaded if x.report is not None)
+    eggs = sum(1 for x in result.loaded if x.report is not None)
+    typer.echo(
+        f"read {len(result.loaded)} blueprint(s) ({eggs} from eggs, {unmapped} unmapped "
+        f"field(s)), {len(result.problems)} failed"
+    )
+    if dry_run or not result.loaded:
+        if not result.loaded:
+            raise typer.Exit(1)
+        return
+    summary = CatalogSummary()
+
+    async def run() -> None:
+        ensure_data_dir(settings)
+        await preflight(settings)
+        database = Database(settings.effective_database_url)
+        try:
+            # The shipped blueprints first, so an egg cannot quietly take one of their slugs.
+            await install_catalog(database, settings)
+            async with database.sessionmaker() as db:
+                await save_loaded(
+                    db, result, summary, default_source=BlueprintSource.OPERATOR, force=force
+                )
+                await db.commit()
+        finally:
+            await database.dispose()
+
+    try:
+        asyncio.run(run())
+    except StartupError as exc:
+        raise _fail(str(exc)) from exc
+    for refusal in summary.problems[len(result.problems) :]:
+        typer.secho(f"  skipped {refusal['origin']}: {refusal['message']}", fg=typer.colors.YELLOW)
+    typer.echo(
+        f"saved: {len(summary.created)} created, {len(summary.updated)} updated, "
+        f"{len(summary.unchanged)} unchanged, {len(summary.skipped)} skipped"
+    )
+
+
+@blueprint_app.command("list")
+def blueprint_list(data_dir: DataDirOpt = None) -> None:
+    """List the blueprints in the panel's database."""
+    from stellarstack.panel.bootstrap import StartupError, ensure_data_dir, preflight
+    from stellarstack.panel.db.session import Database
+    from stellarstack.panel.domain.blueprints.service import list_blueprints
+
+    settings = _panel_settings(None, None, data_dir)
+    configure_logging("warning")
+
+    async def run() -> list[tuple[str, str, str, str]]:
+        ensure_data_dir(settings)
+        await preflight(settings)
+        database = Database(settings.effective_database_url)
+        try:
+            async with database.sessionmaker() as db:
+                rows, _ = await list_blueprints(db, include_disabled=True, limit=10_000)
+                return [(r.slug, r.name, r.category, r.source.value) for r in rows]
+        finally:
+            await database.dispose()
+
+    try:
+        rows = asyncio.run(run())
+    except StartupError as exc:
+        raise _fail(str(exc)) from exc
+    for slug, name, category, source in rows:
+        typer.echo(f"{slug:<28} {name[:40]:<40} {category:<12} {source}")
+    typer.echo(f"{len(rows)} blueprint(s)")
 
 
 def main() -> None:
