@@ -310,3 +310,28 @@ async def test_sign_in_then_challenge_end_to_end(
         )
         assert second.status_code == 200
         assert (await browser.get("/api/v1/auth/session")).status_code == 200
+
+
+async def test_wrong_codes_across_challenges_are_rate_limited_per_account(
+    account_panel: AccountPanel, api: httpx.AsyncClient
+) -> None:
+    secret, codes = await enrolled(account_panel, api)
+    wrong = "000000" if code_at(secret, 1) != "000000" else "111111"
+    statuses: list[int] = []
+    for _ in range(3):  # a fresh challenge (password known) every five wrong codes
+        token = await challenge_token(account_panel)
+        for _ in range(totp.MAX_CHALLENGE_ATTEMPTS):
+            response = await api.post(
+                "/api/v1/auth/2fa/challenge", json={"token": token, "code": wrong}
+            )
+            statuses.append(response.status_code)
+    assert statuses[:10] == [401] * 10
+    assert set(statuses[10:]) == {429}
+    assert int(response.headers["retry-after"]) >= 1
+    # another address is not held back by this flood
+    async with account_panel.client(ip="10.0.0.7") as elsewhere:
+        ok = await elsewhere.post(
+            "/api/v1/auth/2fa/challenge",
+            json={"token": await challenge_token(account_panel), "code": codes[0]},
+        )
+        assert ok.status_code == 200, ok.text

@@ -12,7 +12,6 @@ import hmac
 import re
 import secrets
 import time
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Literal
@@ -28,6 +27,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from stellarstack.logs import get_logger
 from stellarstack.panel.auth.passwords import verify_password
+from stellarstack.panel.auth.ratelimit import RateLimiter
 from stellarstack.panel.auth.recovery import (
     consume_recovery_code,
     delete_recovery_codes,
@@ -313,17 +313,17 @@ async def complete_challenge(
     *,
     ip: str | None,
     user_agent: str | None,
-    throttle: Callable[[str], Awaitable[None]] | None = None,
+    limiter: RateLimiter | None = None,
 ) -> tuple[User, str, SecondFactor]:
     """Exchange a challenge token and a valid code for a session: (user, cookie token, factor).
 
     A wrong code counts against the challenge and is committed before the error is raised, so
-    the count survives the request's rollback. `throttle` (a rate limiter) is called with the
-    account id before the code is checked.
+    the count survives the request's rollback. With a `limiter`, attempts are rate limited per
+    address and wrong codes per account (never one global bucket).
     """
     challenge, user = await _open_challenge(db, token)
-    if throttle is not None:
-        await throttle(str(user.id))  # per account, whichever address the codes come from
+    if limiter is not None:  # counts the address; checks (does not count) the account
+        await limiter.attempt("two_factor", account=str(user.id), ip=ip, count_account=False)
     actor = user_actor(user, ip)
     method = await verify_second_factor(db, user, code, cipher)
     if method is None:
@@ -343,6 +343,8 @@ async def complete_challenge(
         )
         await db.commit()
         log.info("totp.challenge_failed", user_id=str(user.id), attempts=attempts)
+        if limiter is not None:
+            await limiter.failed("two_factor", account=str(user.id), ip=ip)
         raise Unauthorized(WRONG_CODE if attempts < MAX_CHALLENGE_ATTEMPTS else CHALLENGE_GONE)
     claimed = await db.execute(
         update(OneTimeToken)

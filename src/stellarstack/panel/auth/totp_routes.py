@@ -142,7 +142,6 @@ async def challenge(
 ) -> Envelope[ChallengeOut]:
     """Finish a sign-in: challenge token + code → session cookie."""
     ip = client_ip(request)
-    await limiter.hit("two_factor.ip", ip or "unknown")
     user, token, method = await totp.complete_challenge(
         db,
         body.token,
@@ -150,7 +149,7 @@ async def challenge(
         totp.cipher_for(settings),
         ip=ip,
         user_agent=request.headers.get("user-agent"),
-        throttle=lambda account: limiter.hit("two_factor.account", account),
+        limiter=limiter,
     )
     secure = settings.effective_public_url.startswith("https")
     set_session_cookie(response, token, secure=secure)

@@ -96,7 +96,6 @@ async def challenge_submit(
     token = request.cookies.get(CHALLENGE_COOKIE, "")
     try:
         limiter = rate_limiter(request)
-        await limiter.hit("two_factor.ip", client_ip(request) or "unknown")
         _, session_token, _ = await totp.complete_challenge(
             db,
             token,
@@ -104,7 +103,7 @@ async def challenge_submit(
             totp.cipher_for(settings),
             ip=client_ip(request),
             user_agent=request.headers.get("user-agent"),
-            throttle=lambda account: limiter.hit("two_factor.account", account),
+            limiter=limiter,
         )
     except Unauthorized as exc:
         if exc.detail == totp.CHALLENGE_GONE:
