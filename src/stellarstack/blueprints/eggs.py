@@ -33,6 +33,7 @@ from stellarstack.blueprints.model import (
     ENV_KEY,
     IMAGE,
     MAX_ICON_CHARS,
+    SAFE_LOADER,
     Blueprint,
     referenced,
 )
@@ -66,7 +67,7 @@ def parse_document(text: str, *, origin: str) -> Any:
         except ValueError as exc:
             raise InvalidBlueprint(f"{origin} is not valid JSON: {exc}") from None
     try:
-        return yaml.safe_load(text)
+        return yaml.load(text, Loader=SAFE_LOADER)  # noqa: S506 (a safe loader)
     except yaml.YAMLError as exc:
         raise InvalidBlueprint(f"{origin} is not valid YAML: {exc}") from None
 

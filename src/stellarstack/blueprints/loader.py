@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 
 import yaml
@@ -69,7 +70,8 @@ def load_document(text: str, *, origin: str, source_kind: str = "operator") -> L
     """A blueprint from one document: our YAML format, or an egg (JSON or YAML)."""
     digest = hashlib.sha256(text.encode()).hexdigest()
     data = parse_document(text, origin=origin)
-    if detect_egg_format(data) is not None:
+    if detect_egg_format(data) is not None or _looks_like_egg(data):
+        # An egg of a format we do not know is refused by import_egg with the formats we do.
         blueprint, report = import_egg(data, origin=origin)
         return Loaded(blueprint, origin, digest, report)
     if isinstance(data, dict):
@@ -78,6 +80,10 @@ def load_document(text: str, *, origin: str, source_kind: str = "operator") -> L
             data["source"].setdefault("kind", source_kind)
             data["source"].setdefault("ref", origin)
     return Loaded(Blueprint.from_data(data, origin=origin), origin, digest)
+
+
+def _looks_like_egg(data: object) -> bool:
+    return isinstance(data, dict) and isinstance(data.get("meta"), dict) and "slug" not in data
 
 
 def load_file(path: Path, *, source_kind: str = "operator") -> Loaded:
@@ -144,6 +150,13 @@ def load_directory(directory: Path, *, source_kind: str = "operator") -> LoadRes
     return result
 
 
+@cache
+def _catalog() -> tuple[tuple[Loaded, ...], tuple[LoadProblem, ...]]:
+    result = load_directory(CATALOG_DIR, source_kind="builtin")
+    return tuple(result.loaded), tuple(result.problems)
+
+
 def load_catalog() -> LoadResult:
-    """The blueprints shipped with StellarStack."""
-    return load_directory(CATALOG_DIR, source_kind="builtin")
+    """The blueprints shipped with StellarStack (read once per process: they never change)."""
+    loaded, problems = _catalog()
+    return LoadResult(list(loaded), list(problems))

@@ -54,6 +54,10 @@ Signal = Literal["SIGINT", "SIGTERM", "SIGQUIT", "SIGHUP", "SIGKILL", "SIGUSR1",
 # left for the shell (it reads the container's own environment, like `${HOME}`).
 MUSTACHE = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_.]*)\s*\}\}")
 MAX_ICON_CHARS = 96 * 1024
+# Page paths under /blueprints/ that a slug must not shadow.
+RESERVED_SLUGS = frozenset({"import", "sync", "new"})
+# libyaml's safe loader when PyYAML was built with it (several times faster), else Python's.
+SAFE_LOADER: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 class Strict(BaseModel):
@@ -280,6 +284,13 @@ class Blueprint(Strict):
     constraints: Constraints = Field(default_factory=Constraints)
     source: Source = Field(default_factory=Source)
 
+    @field_validator("slug")
+    @classmethod
+    def _slug_is_not_reserved(cls, slug: str) -> str:
+        if slug in RESERVED_SLUGS:
+            raise ValueError(f"{slug!r} is reserved; choose another slug")
+        return slug
+
     @field_validator("icon")
     @classmethod
     def _icon_is_safe(cls, icon: str | None) -> str | None:
@@ -397,7 +408,7 @@ class Blueprint(Strict):
     def from_yaml(cls, text: str, *, origin: str = "blueprint") -> Blueprint:
         """Parse and validate a YAML document."""
         try:
-            data = yaml.safe_load(text)
+            data = yaml.load(text, Loader=SAFE_LOADER)  # noqa: S506 (a safe loader)
         except yaml.YAMLError as exc:
             raise InvalidBlueprint(f"{origin} is not valid YAML: {exc}") from None
         return cls.from_data(data, origin=origin)

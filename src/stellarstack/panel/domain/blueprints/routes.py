@@ -27,7 +27,7 @@ from stellarstack.panel.domain.blueprints.schemas import (
 from stellarstack.panel.errors import BadRequest, FieldError, Forbidden, ValidationFailed
 from stellarstack.panel.schemas import Envelope, ok
 
-__all__ = ["BlueprintAdmin", "read_import_request", "router"]
+__all__ = ["BlueprintAdmin", "read_import_request", "request_actor", "router"]
 
 router = APIRouter(tags=["blueprints"])
 
@@ -44,7 +44,8 @@ async def require_blueprint_admin(user: CurrentUser) -> User:
 BlueprintAdmin = Annotated[User, Depends(require_blueprint_admin)]
 
 
-def _actor(request: Request, user: User) -> Actor:
+def request_actor(request: Request, user: User) -> Actor:
+    """The audit actor of a signed-in user's request."""
     return Actor(ActorType.USER, str(user.id), user_id=user.id, ip=client_ip(request))
 
 
@@ -153,7 +154,7 @@ async def import_blueprint(
         counts = (result.report or {}).get("counts")
         await record(
             db,
-            _actor(request, user),
+            request_actor(request, user),
             "blueprint.import",
             "blueprint",
             result.blueprint.id,
@@ -172,7 +173,7 @@ async def sync_blueprints(
     )
     await record(
         db,
-        _actor(request, user),
+        request_actor(request, user),
         "blueprint.sync",
         "blueprint",
         None,
