@@ -77,12 +77,6 @@ async def server_files(request: Request, user: CurrentUser, server_id: str) -> R
     return await _server_page(request, user, server_id, "files")
 
 
-@router.get("/nodes")
-async def nodes(request: Request, user: AdminUser) -> Response:
-    """The machines that host game servers (admins)."""
-    return render(request, "nodes.html", user=user)
-
-
 @router.get("/admin")
 async def admin(request: Request, user: AdminUser, db: DbSession) -> Response:
     """The administration overview (admins)."""
