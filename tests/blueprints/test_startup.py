@@ -95,6 +95,11 @@ def test_display_quotes_values_for_people() -> None:
     assert display("java -jar {{JAR}}", {"JAR": "my server.jar"}) == "java -jar 'my server.jar'"
 
 
+def test_display_leaves_builtins_without_values_as_placeholders() -> None:
+    text = display("run --port {{SERVER_PORT}} {{MAP}}", {"MAP": "a b"}, builtins={"SERVER_PORT"})
+    assert text == "run --port {{SERVER_PORT}} 'a b'"
+
+
 def test_render_text_substitutes_once() -> None:
     values = {"A": "{{B}}", "B": "secret"}
     assert render_text("x={{A}} y=${B} z={{C}}", values) == "x={{B}} y=secret z={{C}}"

@@ -156,14 +156,19 @@ def argv(template: str, values: Mapping[str, str]) -> list[str]:
     return [marker.sub(lambda m: placeholders[m.group(0)], word) for word in words]
 
 
-def display(template: str, values: Mapping[str, str]) -> str:
-    """A preview for people: each value shell-quoted in place. Never execute it."""
+def display(template: str, values: Mapping[str, str], *, builtins: Collection[str] = ()) -> str:
+    """A preview for people: each value shell-quoted in place. Never execute it.
+
+    Built-in names without a value (`SERVER_PORT` before a server exists) stay as `{{NAME}}`.
+    """
 
     def reference(name: str, state: str) -> str:
+        if name not in values:
+            return "{{" + name + "}}"
         return shlex.quote(values[name]) if state == "plain" else values[name]
 
     try:
-        text, _ = _scan(template, set(values), reference)
+        text, _ = _scan(template, set(values) | set(builtins), reference)
     except NeedsShell:
         return template
     return text

@@ -36,6 +36,9 @@ async def test_detail_page_shows_versions_variables_and_ports(sqlite_panel: Blue
     assert "itzg/minecraft-server:java17" in page.text
     assert "MAX_PLAYERS" in page.text and "25565" in page.text
     assert "Done \\([0-9.]+s\\)! For help, type" in page.text
+    luanti = await sqlite_panel.player.get("/blueprints/luanti")
+    assert luanti.status_code == 200
+    assert "minetestserver --port {{SERVER_PORT}} --gameid minetest" in luanti.text
     missing = await sqlite_panel.player.get("/blueprints/no-such-game")
     assert missing.status_code == 404 and "text/html" in missing.headers["content-type"]
 

@@ -7,6 +7,7 @@ CSRF header (file uploads cannot carry the form token), and get an HTML fragment
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -44,8 +45,19 @@ async def require_admin(user: CurrentUser) -> User:
 AdminUser = Annotated[User, Depends(require_admin)]
 
 
+def monogram(name: str) -> str:
+    """Two letters for a game without an icon (`Counter-Strike 2` → `CS`, Paper → `PA`)."""
+    if name.startswith("Minecraft"):
+        inner = re.search(r"\(([^)]+)\)", name)
+        name = inner.group(1) if inner else name.partition(": ")[2] or name
+    words = [w for w in re.split(r"[\s:\-]+", re.sub(r"\([^)]*\)", "", name)) if w]
+    if len(words) >= 2:
+        return (words[0][0] + words[1][0]).upper()
+    return (words[0][:2] if words else "?").upper()
+
+
 def _page(request: Request, name: str, **context: Any) -> Response:
-    return render(request, name, **context)
+    return render(request, name, monogram=monogram, **context)
 
 
 @router.get("/blueprints")
@@ -101,7 +113,11 @@ def _preview_context(result: ImportResult) -> dict[str, Any]:
     spec = BlueprintSpec.from_data(result.definition, origin=result.slug)
     command = spec.startup.command or ""
     values = {v.env: v.default for v in spec.variables}
-    return {"result": result, "spec": spec, "command": display(command, values) if command else ""}
+    return {
+        "result": result,
+        "spec": spec,
+        "command": display(command, values, builtins=spec.known_variables()) if command else "",
+    }
 
 
 @router.post("/blueprints/import")
@@ -144,7 +160,7 @@ async def import_submit(request: Request, user: AdminUser, db: DbSession) -> Res
                 return response
             context.update(_preview_context(result))
     context["error"] = error
-    return render(request, "blueprints/_import_result.html", user=user, **context)
+    return _page(request, "blueprints/_import_result.html", user=user, **context)
 
 
 @router.post("/blueprints/sync")
@@ -193,5 +209,5 @@ async def detail(request: Request, user: CurrentUser, db: DbSession, slug: str) 
         user=user,
         row=row,
         spec=spec,
-        command=display(command, values) if command else "",
+        command=display(command, values, builtins=spec.known_variables()) if command else "",
     )
