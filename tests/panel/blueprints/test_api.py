@@ -203,3 +203,33 @@ async def test_sync_from_the_operator_directory(sqlite_panel: BlueprintPanel) ->
     data = response.json()["data"]
     assert "red" in data["created"] + data["unchanged"] + data["updated"]
     assert [p["origin"] for p in data["problems"]] == ["broken.yaml"]
+
+
+async def _key(panel: BlueprintPanel, kind: str, permissions: list[str]) -> dict[str, str]:
+    created = await panel.admin.post(
+        "/api/v1/users/me/api-keys",
+        json={"name": f"{kind}-blueprints", "kind": kind, "permissions": permissions},
+    )
+    assert created.status_code == 201, created.text
+    return {"Authorization": f"Bearer {created.json()['data']['token']}"}
+
+
+async def test_application_keys_with_the_permission_can_import(
+    sqlite_panel: BlueprintPanel,
+) -> None:
+    body = {"document": MINECRAFT_EGG, "slug": "vanilla-by-key", "dryRun": True}
+    allowed = await _key(sqlite_panel, "application", ["platform.blueprints"])
+    response = await sqlite_panel.anonymous.post(
+        "/api/v1/admin/blueprints/import", json=body, headers=allowed
+    )
+    assert response.status_code == 200, response.text
+    other = await _key(sqlite_panel, "application", ["user.view"])
+    refused = await sqlite_panel.anonymous.post(
+        "/api/v1/admin/blueprints/import", json=body, headers=other
+    )
+    assert refused.status_code == 403
+    client = await _key(sqlite_panel, "client", ["server.view"])
+    refused = await sqlite_panel.anonymous.post(
+        "/api/v1/admin/blueprints/import", json=body, headers=client
+    )
+    assert refused.status_code == 403

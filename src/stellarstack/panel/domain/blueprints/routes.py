@@ -8,7 +8,9 @@ from fastapi import APIRouter, Depends, Query, Request
 from pydantic import ValidationError
 from starlette.datastructures import UploadFile
 
-from stellarstack.panel.db.enums import ActorType, Role
+from stellarstack.panel.auth.permissions import require_permission
+from stellarstack.panel.auth.principal import Principal
+from stellarstack.panel.db.enums import ActorType
 from stellarstack.panel.db.models import User
 from stellarstack.panel.deps import CurrentUser, DbSession, SettingsDep, client_ip
 from stellarstack.panel.domain.audit.service import Actor, record
@@ -24,28 +26,19 @@ from stellarstack.panel.domain.blueprints.schemas import (
     SyncResult,
     VersionOut,
 )
-from stellarstack.panel.errors import BadRequest, FieldError, Forbidden, ValidationFailed
+from stellarstack.panel.errors import BadRequest, FieldError, ValidationFailed
 from stellarstack.panel.schemas import Envelope, ok
 
 __all__ = ["BlueprintAdmin", "read_import_request", "request_actor", "router"]
 
 router = APIRouter(tags=["blueprints"])
 
-BLUEPRINT_ADMIN_ROLES = frozenset({Role.ADMIN, Role.SUPER_ADMIN})
-
-
-async def require_blueprint_admin(user: CurrentUser) -> User:
-    """The signed-in user when they may manage blueprints (a local check until RBAC lands)."""
-    if user.role not in BLUEPRINT_ADMIN_ROLES:
-        raise Forbidden("Only administrators can import or sync blueprints.")
-    return user
-
-
-BlueprintAdmin = Annotated[User, Depends(require_blueprint_admin)]
+# Sessions of admins and application API keys holding `platform.blueprints`.
+BlueprintAdmin = Annotated[Principal, Depends(require_permission("platform.blueprints"))]
 
 
 def request_actor(request: Request, user: User) -> Actor:
-    """The audit actor of a signed-in user's request."""
+    """The audit actor of a signed-in user's request (pages)."""
     return Actor(ActorType.USER, str(user.id), user_id=user.id, ip=client_ip(request))
 
 
@@ -139,7 +132,7 @@ IMPORT_OPENAPI: dict[str, Any] = {
 
 @router.post("/admin/blueprints/import", openapi_extra=IMPORT_OPENAPI)
 async def import_blueprint(
-    request: Request, body: ImportBody, user: BlueprintAdmin, db: DbSession
+    body: ImportBody, principal: BlueprintAdmin, db: DbSession
 ) -> Envelope[ImportResult]:
     """Import a Pterodactyl/Pelican egg or a StellarStack blueprint; `dryRun` previews it."""
     result = await import_document(
@@ -154,7 +147,7 @@ async def import_blueprint(
         counts = (result.report or {}).get("counts")
         await record(
             db,
-            request_actor(request, user),
+            principal.actor,
             "blueprint.import",
             "blueprint",
             result.blueprint.id,
@@ -165,7 +158,7 @@ async def import_blueprint(
 
 @router.post("/admin/blueprints/sync")
 async def sync_blueprints(
-    request: Request, body: SyncRequest, user: BlueprintAdmin, db: DbSession, settings: SettingsDep
+    body: SyncRequest, principal: BlueprintAdmin, db: DbSession, settings: SettingsDep
 ) -> Envelope[SyncResult]:
     """Sync blueprints from a URL, a git repository or the operator's directory."""
     summary = await sync_source(
@@ -173,7 +166,7 @@ async def sync_blueprints(
     )
     await record(
         db,
-        request_actor(request, user),
+        principal.actor,
         "blueprint.sync",
         "blueprint",
         None,
