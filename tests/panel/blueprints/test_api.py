@@ -233,3 +233,14 @@ async def test_application_keys_with_the_permission_can_import(
         "/api/v1/admin/blueprints/import", json=body, headers=client
     )
     assert refused.status_code == 403
+
+
+async def test_players_do_not_see_variables_hidden_from_users(
+    sqlite_panel: BlueprintPanel,
+) -> None:
+    as_player = await sqlite_panel.player.get("/api/v1/blueprints/minecraft-paper")
+    player_vars = {v["env"] for v in as_player.json()["data"]["definition"]["variables"]}
+    as_admin = await sqlite_panel.admin.get("/api/v1/blueprints/minecraft-paper")
+    admin_vars = {v["env"] for v in as_admin.json()["data"]["definition"]["variables"]}
+    assert "TYPE" in admin_vars and "TYPE" not in player_vars
+    assert "MAX_PLAYERS" in player_vars

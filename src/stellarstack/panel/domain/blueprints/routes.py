@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from pydantic import ValidationError
 from starlette.datastructures import UploadFile
 
-from stellarstack.panel.auth.permissions import require_permission
+from stellarstack.panel.auth.permissions import platform_permissions, require_permission
 from stellarstack.panel.auth.principal import Principal
 from stellarstack.panel.db.enums import ActorType
 from stellarstack.panel.db.models import User
@@ -62,7 +62,9 @@ async def list_blueprints(
 @router.get("/blueprints/{ref}")
 async def get_blueprint(ref: str, user: CurrentUser, db: DbSession) -> Envelope[BlueprintDetail]:
     """Get one blueprint by id or slug, with its variables' JSON Schema and versions."""
-    return ok(service.blueprint_detail(await service.get_blueprint(db, ref)))
+    row = await service.get_blueprint(db, ref)
+    full = "platform.blueprints" in platform_permissions(user.role)
+    return ok(service.blueprint_detail(row, full=full))
 
 
 @router.get("/blueprints/{ref}/versions")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -188,8 +188,15 @@ async def save_blueprint(
     return Saved(row, outcome)
 
 
-def blueprint_detail(row: Blueprint) -> BlueprintDetail:
-    """The API view of a blueprint with its versions."""
+def _hide_locked(definition: dict[str, Any]) -> dict[str, Any]:
+    # Variables users may not see can hold operator secrets (licence keys) in their defaults.
+    variables = definition.get("variables", [])
+    visible = [v for v in variables if isinstance(v, dict) and v.get("user_viewable", True)]
+    return {**definition, "variables": visible}
+
+
+def blueprint_detail(row: Blueprint, *, full: bool = True) -> BlueprintDetail:
+    """The API view of a blueprint with its versions; `full=False` hides unviewable variables."""
     summary = BlueprintSummary.model_validate(row)
     data = summary.model_dump()
     if data["icon"] is None:
@@ -198,7 +205,7 @@ def blueprint_detail(row: Blueprint) -> BlueprintDetail:
     return BlueprintDetail(
         **data,
         config_schema=row.config_schema,
-        definition=row.definition,
+        definition=row.definition if full else _hide_locked(row.definition),
         source_ref=row.source_ref,
         import_report=row.import_report,
         versions=[VersionOut.model_validate(v) for v in row.versions],
