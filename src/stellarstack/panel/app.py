@@ -21,6 +21,7 @@ from stellarstack.panel.db.session import Database
 from stellarstack.panel.domain.admin_users import routes as admin_users_routes
 from stellarstack.panel.domain.api_keys import routes as api_keys_routes
 from stellarstack.panel.domain.audit import routes as audit_routes
+from stellarstack.panel.domain.blueprints import routes as blueprints_routes
 from stellarstack.panel.domain.commands import routes as commands_routes
 from stellarstack.panel.domain.nodes import registration_routes
 from stellarstack.panel.domain.nodes import routes as nodes_routes
@@ -61,6 +62,7 @@ def api_router() -> APIRouter:
     router.include_router(registration_routes.router)
     router.include_router(nodes_routes.router)
     router.include_router(commands_routes.router)
+    router.include_router(blueprints_routes.router)
     return router
 
 
