@@ -56,9 +56,10 @@ class Rule:
 
 
 def public(status: int) -> Rule:
-    """Anyone, signed in or not, gets `status` (dead credentials are ignored)."""
+    """Anyone gets `status`; dead cookies are ignored, but a bad API key is a 401 everywhere
+    (every `/api/v1` request is counted against its caller, so the key is checked)."""
     everyone = frozenset(ACTORS)
-    return Rule(status, everyone, special={a: status for a in AUTH_FAILURES})
+    return Rule(status, everyone, special={a: status for a in AUTH_FAILURES if a != "revoked_key"})
 
 
 def signed_in(status: int) -> Rule:
@@ -135,17 +136,21 @@ class Entry:
     rule: Rule
     prepare: Prepare = _nothing
     body: Callable[[World, str], dict[str, Any]] | None = None
-    # Routes that end the caller's own session run after all the others.
-    last: bool = False
+    # Routes that end the caller's own sessions run after all the others, in this order.
+    last: int = 0
+    headers: Callable[[World, str], dict[str, str]] | None = None
 
 
 S = "/api/v1/servers/{server_id}/subusers"
 ROUTES: dict[tuple[str, str], Entry] = {
     # auth (accounts work): sign-in answers 401 to wrong credentials whoever asks
+    # (each caller from its own address and account, so the sign-in flood limits stay out)
     ("POST", "/api/v1/auth/sign-in"): Entry(
-        public(401), body=lambda w, a: {"email": "nobody@example.test", "password": "wrong"}
+        public(401),
+        body=lambda w, a: {"email": f"nobody-{a}@example.test", "password": "wrong"},
+        headers=lambda w, a: {"X-Forwarded-For": f"192.0.2.{ACTORS.index(a) + 1}"},
     ),
-    ("POST", "/api/v1/auth/sign-out"): Entry(public(204), last=True),
+    ("POST", "/api/v1/auth/sign-out"): Entry(public(204), last=2),
     ("GET", "/api/v1/auth/session"): Entry(signed_in(200)),
     ("GET", "/api/v1/users/me"): Entry(signed_in(200)),
     # two-factor (2FA work). Bodies are empty: a caller who gets past the guard meets a 422.
@@ -156,6 +161,26 @@ ROUTES: dict[tuple[str, str], Entry] = {
     ("POST", "/api/v1/auth/2fa/disable"): Entry(signed_in(422), body=lambda w, a: {}),
     ("POST", "/api/v1/auth/2fa/recovery-codes"): Entry(signed_in(422), body=lambda w, a: {}),
     ("POST", "/api/v1/auth/2fa/challenge"): Entry(public(422), body=lambda w, a: {}),
+    # accounts (accounts work): signed-out flows answer the same to everyone; empty bodies
+    # meet a 422 once past any guard
+    ("POST", "/api/v1/auth/sign-up"): Entry(public(422), body=lambda w, a: {}),
+    ("POST", "/api/v1/auth/forgot-password"): Entry(public(422), body=lambda w, a: {}),
+    ("POST", "/api/v1/auth/reset-password"): Entry(public(422), body=lambda w, a: {}),
+    ("POST", "/api/v1/auth/verify-email"): Entry(public(422), body=lambda w, a: {}),
+    ("POST", "/api/v1/auth/verify-email/resend"): Entry(public(422), body=lambda w, a: {}),
+    ("PATCH", "/api/v1/users/me"): Entry(signed_in(200), body=lambda w, a: {"name": "Matrix"}),
+    ("POST", "/api/v1/users/me/password"): Entry(signed_in(422), body=lambda w, a: {}),
+    ("GET", "/api/v1/users/me/sessions"): Entry(session_only(200)),
+    ("DELETE", "/api/v1/users/me/sessions/{session_id}"): Entry(session_only(404)),
+    ("DELETE", "/api/v1/users/me/sessions"): Entry(session_only(204), last=1),
+    # OAuth (2FA/OAuth work); no provider is configured here, so "github" is unknown
+    ("GET", "/api/v1/auth/oauth/providers"): Entry(public(200)),
+    ("GET", "/api/v1/auth/oauth/accounts"): Entry(signed_in(200)),
+    ("DELETE", "/api/v1/auth/oauth/accounts/{provider_id}"): Entry(signed_in(404)),
+    ("GET", "/api/v1/auth/oauth/{provider_id}/authorize"): Entry(public(404)),
+    ("POST", "/api/v1/auth/oauth/{provider_id}/link"): Entry(signed_in(404)),
+    # the callback always ends in a redirect to a page that explains what went wrong
+    ("GET", "/api/v1/auth/oauth/{provider_id}/callback"): Entry(public(303)),
     # API keys: managed from a browser session only
     ("GET", "/api/v1/users/me/api-keys"): Entry(session_only(200)),
     ("POST", "/api/v1/users/me/api-keys"): Entry(
@@ -201,6 +226,27 @@ ROUTES: dict[tuple[str, str], Entry] = {
     ),
     ("POST", "/api/v1/nodes/{node_id}/ping"): Entry(Rule(404, frozenset(ADMINS))),
     ("GET", "/api/v1/nodes/{node_id}/health"): Entry(Rule(404, frozenset(ADMINS))),
+    # nodes (registration work): admins by role; a daemon registers with its own token
+    ("GET", "/api/v1/nodes"): Entry(Rule(200, frozenset(ADMINS))),
+    ("GET", "/api/v1/nodes/{node_id}"): Entry(Rule(404, frozenset(ADMINS))),
+    ("PATCH", "/api/v1/nodes/{node_id}"): Entry(Rule(404, frozenset(ADMINS)), body=lambda w, a: {}),
+    ("DELETE", "/api/v1/nodes/{node_id}"): Entry(Rule(404, frozenset(ADMINS))),
+    ("POST", "/api/v1/nodes/{node_id}/token"): Entry(Rule(404, frozenset(ADMINS))),
+    ("GET", "/api/v1/nodes/{node_id}/servers"): Entry(Rule(404, frozenset(ADMINS))),
+    ("GET", "/api/v1/nodes/{node_id}/allocations"): Entry(Rule(404, frozenset(ADMINS))),
+    ("POST", "/api/v1/nodes/{node_id}/allocations"): Entry(
+        Rule(404, frozenset(ADMINS)), body=lambda w, a: {"ip": "127.0.0.1", "ports": [25565]}
+    ),
+    ("DELETE", "/api/v1/nodes/{node_id}/allocations/{allocation_id}"): Entry(
+        Rule(404, frozenset(ADMINS))
+    ),
+    ("GET", "/api/v1/nodes/{node_id}/stats"): Entry(Rule(404, frozenset(ADMINS))),
+    ("GET", "/api/v1/nodes/{node_id}/daemon-health"): Entry(Rule(404, frozenset(ADMINS))),
+    ("POST", "/api/v1/admin/nodes/token"): Entry(
+        Rule(422, frozenset(ADMINS)), body=lambda w, a: {}
+    ),
+    ("POST", "/api/v1/nodes/register"): Entry(public(422), body=lambda w, a: {}),
+    ("GET", "/api/v1/nodes/install-daemon.sh"): Entry(public(200)),
 }
 
 
@@ -232,12 +278,17 @@ async def test_authorization_matrix(world: World) -> None:
                 "server_id": world.server_id,
                 "node_id": uuid.uuid4(),
                 "command_id": uuid.uuid4(),
+                "session_id": uuid.uuid4(),
+                "allocation_id": uuid.uuid4(),
+                "provider_id": "github",
                 **await entry.prepare(world, actor),
             }
             path = template.format(**params)
             body = entry.body(world, actor) if entry.body else None
+            extra = entry.headers(world, actor) if entry.headers else {}
+            world.client.cookies.clear()  # only the actor's own credentials, nothing left over
             response = await world.client.request(
-                method, path, headers=world.headers(actor), json=body
+                method, path, headers={**world.headers(actor), **extra}, json=body
             )
             cells += 1
             want = entry.rule.expected(actor)

@@ -92,9 +92,10 @@ def client_ip(request: Request) -> str | None:
 
 async def get_optional_principal(request: Request, db: DbSession) -> Principal | None:
     """The caller (session or API key), or None when anonymous; 401 for a bad key."""
-    principal = await resolve_principal(request, db, ip=client_ip(request))
-    if principal is not None:
-        request.state.user = principal.user
+    principal = await resolve_principal(
+        request, db, ip=client_ip(request), database=get_database(request)
+    )
+    request.state.user = principal.user if principal is not None else None
     return principal
 
 

@@ -6,6 +6,7 @@ SQLite or PostgreSQL; `headers(name)` gives the credentials an actor sends.
 
 from __future__ import annotations
 
+import secrets
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -19,6 +20,7 @@ from asgi_lifespan import LifespanManager
 from stellarstack.broker import MemoryBroker
 from stellarstack.panel.app import create_app
 from stellarstack.panel.auth.api_keys import issue_key
+from stellarstack.panel.auth.csrf import CSRF_COOKIE
 from stellarstack.panel.auth.permissions import PLATFORM_PERMISSIONS, SERVER_PERMISSIONS
 from stellarstack.panel.auth.sessions import SESSION_COOKIE, create_session, hash_token
 from stellarstack.panel.db import migrate
@@ -83,11 +85,15 @@ async def add_user(db_handle: Database, email: str, role: Role = Role.USER) -> U
 
 
 async def session_for(db_handle: Database, user: User) -> dict[str, str]:
-    """A cookie header for a fresh session of this user."""
+    """A browser's headers for a fresh session: the cookies and the CSRF token it repeats."""
     async with db_handle.sessionmaker() as db:
         token = await create_session(db, user, ip="127.0.0.1", user_agent="tests")
         await db.commit()
-    return {"Cookie": f"{SESSION_COOKIE}={token}"}
+    csrf = secrets.token_urlsafe(32)
+    return {
+        "Cookie": f"{SESSION_COOKIE}={token}; {CSRF_COOKIE}={csrf}",
+        "X-CSRF-Token": csrf,
+    }
 
 
 async def key_for(
@@ -165,7 +171,10 @@ async def _populate(world: World) -> None:
         )
         await db.commit()
         world.server_id = server.id
-    world.credentials["expired_session"] = {"Cookie": f"{SESSION_COOKIE}={expired_token}"}
+    world.credentials["expired_session"] = {
+        "Cookie": f"{SESSION_COOKIE}={expired_token}; {CSRF_COOKIE}={'c' * 32}",
+        "X-CSRF-Token": "c" * 32,
+    }
     owner, boss = world.users["owner"], world.users["super_admin"]
     world.credentials["key_with"] = await key_for(database, owner, sorted(SERVER_PERMISSIONS))
     world.credentials["key_without"] = await key_for(database, owner, [UNRELATED_SERVER_PERMISSION])
@@ -192,7 +201,10 @@ async def world(
         url = server.url(server.create_database())
     await migrate.upgrade(url)
     database = Database(url)
-    settings = PanelSettings(data_dir=tmp_path_factory.mktemp("access-data"))
+    # Loopback is a trusted proxy, so a test can speak for another address (X-Forwarded-For).
+    settings = PanelSettings(
+        data_dir=tmp_path_factory.mktemp("access-data"), trusted_proxies=["127.0.0.1"]
+    )
     broker = MemoryBroker()
     app = create_app(settings, database=database, broker=broker)
     async with LifespanManager(app) as manager:

@@ -15,8 +15,10 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.attributes import set_committed_value
 
 from stellarstack.panel.db.models import ApiKey, User
+from stellarstack.panel.db.session import Database
 from stellarstack.panel.errors import Forbidden, Unauthorized
 
 __all__ = [
@@ -27,7 +29,9 @@ __all__ = [
     "hash_key",
     "ip_allowed",
     "issue_key",
+    "needs_touch",
     "revoke_user_keys",
+    "touch",
 ]
 
 KEY_PREFIX = "strk_"
@@ -108,10 +112,28 @@ async def authenticate(
         raise Unauthorized("The account that owns this API key is suspended.")
     if not ip_allowed(key.allowed_ips, ip):
         raise Forbidden("This API key may not be used from your address.")
-    if key.last_used_at is None or now - _aware(key.last_used_at) >= LAST_USED_RESOLUTION:
-        key.last_used_at = now
-        key.last_used_ip = ip
     return key, user
+
+
+def needs_touch(key: ApiKey, now: datetime) -> bool:
+    """Whether `last_used_at` is stale enough to be written again."""
+    return key.last_used_at is None or now - _aware(key.last_used_at) >= LAST_USED_RESOLUTION
+
+
+async def touch(database: Database, key: ApiKey, *, ip: str | None, now: datetime) -> None:
+    """Record a key's use in a transaction of its own.
+
+    Not in the request's transaction: on SQLite that would hold the write lock for the whole
+    request and stall anything written on another connection (detached audit entries).
+    """
+    async with database.sessionmaker() as db:
+        await db.execute(
+            update(ApiKey).where(ApiKey.id == key.id).values(last_used_at=now, last_used_ip=ip)
+        )
+        await db.commit()
+    # Committed values: the request's session must not see the key as changed and write it.
+    set_committed_value(key, "last_used_at", now)
+    set_committed_value(key, "last_used_ip", ip)
 
 
 async def revoke_user_keys(db: AsyncSession, user_id: uuid.UUID, *, now: datetime) -> int:

@@ -8,6 +8,7 @@ when a valid cookie rides along, so a script never acts with a browser's rights 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Literal
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -17,6 +18,7 @@ from stellarstack.panel.auth import api_keys
 from stellarstack.panel.auth.sessions import SESSION_COOKIE, resolve_session
 from stellarstack.panel.db.enums import ActorType
 from stellarstack.panel.db.models import ApiKey, Session, User
+from stellarstack.panel.db.session import Database
 from stellarstack.panel.domain.audit.service import Actor
 from stellarstack.panel.errors import Unauthorized
 
@@ -58,14 +60,23 @@ def _bearer_token(header: str) -> str:
 
 
 async def resolve_principal(
-    request: Request, db: AsyncSession, *, ip: str | None
+    request: Request, db: AsyncSession, *, ip: str | None, database: Database | None = None
 ) -> Principal | None:
-    """The caller of this request, None when anonymous; 401 for a bad or revoked key."""
+    """The caller of this request, None when anonymous; 401 for a bad or revoked key.
+
+    With `database`, a key's `last_used_at` is refreshed (at most once a minute).
+    """
+    # Every field is written on every request: some ASGI harnesses share one state dict
+    # between requests, and a stale key id must never make a session look like a key.
+    state = request.state
+    state.api_key_id, state.session, state.auth_method = None, None, None
     header = request.headers.get("authorization")
     if header is not None and request.url.path.startswith(API_PATH_PREFIX):
-        key, user = await api_keys.authenticate(db, _bearer_token(header), ip=ip)
-        request.state.api_key_id = key.id
-        request.state.auth_method = "api_key"
+        now = datetime.now(UTC)
+        key, user = await api_keys.authenticate(db, _bearer_token(header), ip=ip, now=now)
+        if database is not None and api_keys.needs_touch(key, now):
+            await api_keys.touch(database, key, ip=ip, now=now)
+        state.api_key_id, state.auth_method = key.id, "api_key"
         return Principal(user, "api_key", api_key=key, ip=ip)
     token = request.cookies.get(SESSION_COOKIE)
     if not token:
@@ -74,6 +85,5 @@ async def resolve_principal(
     if resolved is None:
         return None
     session, user = resolved
-    request.state.session = session
-    request.state.auth_method = "session"
+    state.session, state.auth_method = session, "session"
     return Principal(user, "session", session=session, ip=ip)

@@ -8,9 +8,8 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response
 
-from stellarstack.panel.auth.service import count_users
 from stellarstack.panel.db.models import User
-from stellarstack.panel.deps import CurrentUser, DbSession, OptionalUser
+from stellarstack.panel.deps import CurrentUser, OptionalUser
 from stellarstack.panel.errors import Forbidden, NotFound
 from stellarstack.panel.web.page_route import PageRoute
 from stellarstack.panel.web.templating import is_admin, render
@@ -75,9 +74,3 @@ async def server_console(request: Request, user: CurrentUser, server_id: str) ->
 async def server_files(request: Request, user: CurrentUser, server_id: str) -> Response:
     """One server's file manager."""
     return await _server_page(request, user, server_id, "files")
-
-
-@router.get("/admin")
-async def admin(request: Request, user: AdminUser, db: DbSession) -> Response:
-    """The administration overview (admins)."""
-    return render(request, "admin/index.html", user=user, user_count=await count_users(db))

@@ -78,7 +78,7 @@ async def create_user(
     body: UserCreate, principal: Creator, db: DbSession, database: DatabaseDep
 ) -> Envelope[UserDetail]:
     """Create an account."""
-    async with audit_failures(database, principal.actor, "user.create", "user"):
+    async with audit_failures(database, principal.actor, "user.create", "user", session=db):
         user = await service.create_account(
             db,
             principal,
@@ -109,7 +109,9 @@ async def update_user(
     quota_fields = {"max_servers", "max_memory_mb", "max_cpu", "max_disk_mb"}
     quotas = {f: getattr(body, f) for f in quota_fields & body.model_fields_set}
     changes = service.UserChanges(body.name, body.role, quotas)
-    async with audit_failures(database, principal.actor, "user.update", "user", user_id):
+    async with audit_failures(
+        database, principal.actor, "user.update", "user", user_id, session=db
+    ):
         await service.update_user(db, principal, target, changes)
     return ok(await _detail(db, target))
 
@@ -124,7 +126,9 @@ async def suspend_user(
 ) -> Envelope[UserDetail]:
     """Suspend a user: their sessions end and their API keys are revoked at once."""
     target = await service.get_user(db, user_id)
-    async with audit_failures(database, principal.actor, "user.suspend", "user", user_id):
+    async with audit_failures(
+        database, principal.actor, "user.suspend", "user", user_id, session=db
+    ):
         await service.suspend_user(db, principal, target, body.reason)
     return ok(await _detail(db, target))
 
@@ -135,6 +139,8 @@ async def unsuspend_user(
 ) -> Envelope[UserDetail]:
     """Lift a user's suspension."""
     target = await service.get_user(db, user_id)
-    async with audit_failures(database, principal.actor, "user.unsuspend", "user", user_id):
+    async with audit_failures(
+        database, principal.actor, "user.unsuspend", "user", user_id, session=db
+    ):
         await service.unsuspend_user(db, principal, target)
     return ok(await _detail(db, target))

@@ -150,7 +150,8 @@ async def _active_super_admins(db: AsyncSession) -> int:
     rows = await db.execute(
         select(User.id)
         .where(User.role == Role.SUPER_ADMIN, User.suspended.is_(False))
-        .with_for_update()
+        # NO KEY UPDATE: audit inserts that reference these users (KEY SHARE) are not blocked.
+        .with_for_update(key_share=True)
     )
     return len(rows.all())
 

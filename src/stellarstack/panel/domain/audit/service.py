@@ -91,12 +91,20 @@ async def audit_failures(
     action: str,
     resource: str,
     resource_id: str | uuid.UUID | None = None,
+    *,
+    session: AsyncSession | None = None,
 ) -> AsyncIterator[None]:
-    """Record a refused action (403, 409…) that rolls the request back, then re-raise it."""
+    """Record a refused action (403, 409…) that rolls the request back, then re-raise it.
+
+    Pass the request's `session`: it is rolled back first, so no row lock it holds can
+    block the entry written on a connection of its own.
+    """
     try:
         yield
     except PanelError as exc:
         if exc.status in AUDITED_REFUSALS:
+            if session is not None:
+                await session.rollback()
             await record_detached(
                 database,
                 actor,

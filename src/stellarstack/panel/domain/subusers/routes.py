@@ -7,8 +7,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Response
 
+from stellarstack.panel.auth.mailer import MailerDep
 from stellarstack.panel.auth.permissions import ServerAccess, require_server_permission
-from stellarstack.panel.deps import DbSession
+from stellarstack.panel.deps import DbSession, SettingsDep
 from stellarstack.panel.domain.subusers import service
 from stellarstack.panel.domain.subusers.schemas import SubuserCreate, SubuserOut, SubuserUpdate
 from stellarstack.panel.schemas import Envelope, ok
@@ -30,9 +31,19 @@ async def list_subusers(access: Reader, db: DbSession) -> Envelope[list[SubuserO
 
 
 @router.post("", status_code=201, response_model=Envelope[SubuserOut])
-async def add_subuser(body: SubuserCreate, access: Granter, db: DbSession) -> Envelope[SubuserOut]:
+async def add_subuser(
+    body: SubuserCreate,
+    access: Granter,
+    db: DbSession,
+    mailer: MailerDep,
+    settings: SettingsDep,
+) -> Envelope[SubuserOut]:
     """Share the server with someone by email (an unknown address gets an invitation)."""
-    entry, _token = await service.add_subuser(db, access, body.email, body.permissions)
+    entry, token = await service.add_subuser(db, access, body.email, body.permissions)
+    if token is not None:
+        await db.commit()  # the link must work by the time the email arrives
+        url = settings.effective_public_url
+        mailer.send_later(service.invitation_mail(url, entry.email, token, access.server.name))
     return ok(entry)
 
 

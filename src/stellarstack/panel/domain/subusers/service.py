@@ -15,6 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from stellarstack.logs import get_logger
+from stellarstack.panel.auth.mailer import Mail
 from stellarstack.panel.auth.permissions import SERVER_PERMISSIONS, ServerAccess
 from stellarstack.panel.auth.service import find_user_by_email, normalize_email
 from stellarstack.panel.auth.sessions import hash_token
@@ -29,6 +30,7 @@ __all__ = [
     "add_subuser",
     "claim_invitations",
     "get_subuser",
+    "invitation_mail",
     "list_subusers",
     "remove_subuser",
     "update_subuser",
@@ -164,7 +166,7 @@ async def add_subuser(
     user = await find_user_by_email(db, address)
     actor = access.principal.actor
     if user is None:
-        return await _invite(db, access, address, granted), None
+        return await _invite(db, access, address, granted)
     if user.id == server.owner_id:
         raise Conflict("This person owns the server and already has every permission.")
     if user.id == access.principal.user.id:
@@ -184,7 +186,7 @@ async def add_subuser(
 
 async def _invite(
     db: AsyncSession, access: ServerAccess, address: str, permissions: list[str]
-) -> SubuserOut:
+) -> tuple[SubuserOut, str]:
     server = access.server
     for pending in await _pending_invitations(db, server.id):
         if pending.email == address:
@@ -207,7 +209,7 @@ async def _invite(
     details = {"email": address, "permissions": permissions}
     await record(db, access.principal.actor, "subuser.invite", "server", server.id, details=details)
     log.info("subuser.invited", server_id=str(server.id), email=address)
-    return _invitation_out(invitation)
+    return _invitation_out(invitation), token
 
 
 async def update_subuser(
@@ -239,6 +241,7 @@ async def remove_subuser(db: AsyncSession, access: ServerAccess, entry_id: uuid.
     if isinstance(found, OneTimeToken):
         _check_may_touch(access, list(found.data.get("permissions", [])), [])
         found.used_at = _now()
+        found.data = {**found.data, "cancelled": True}
         details = {"email": found.email, "invitation": True}
     else:
         subuser, user = found
@@ -251,30 +254,46 @@ async def remove_subuser(db: AsyncSession, access: ServerAccess, entry_id: uuid.
 
 
 async def claim_invitations(db: AsyncSession, user: User) -> int:
-    """Turn the pending invitations for a (verified) user's address into subusers.
+    """Turn the server invitations sent to a (verified) user's address into subusers.
 
-    Call when an account's email address becomes verified (sign-up, verification, OAuth).
+    Call after sign-up (which consumes the invitation token it came with), email
+    verification and OAuth account creation. Each invitation is claimed once.
     """
     rows = await db.execute(
         select(OneTimeToken).where(
-            OneTimeToken.purpose == TokenPurpose.INVITE,
-            OneTimeToken.used_at.is_(None),
-            OneTimeToken.email == user.email,
+            OneTimeToken.purpose == TokenPurpose.INVITE, OneTimeToken.email == user.email
         )
     )
     claimed = 0
     now = _now()
     for invitation in rows.scalars():
-        invitation.used_at = now
-        if _aware(invitation.expires_at) <= now:
+        data = invitation.data
+        if "serverId" not in data or data.get("claimedBy"):
             continue
-        server_id = uuid.UUID(str(invitation.data.get("serverId")))
+        # Used before now by sign-up is fine; expired or cancelled (used, never claimed) is not.
+        cancelled = invitation.used_at is not None and data.get("cancelled")
+        if cancelled or _aware(invitation.expires_at) <= now:
+            continue
+        invitation.data = {**data, "claimedBy": str(user.id)}
+        invitation.used_at = invitation.used_at or now
+        server_id = uuid.UUID(str(data["serverId"]))
         taken = await db.execute(
             select(Subuser.id).where(Subuser.server_id == server_id, Subuser.user_id == user.id)
         )
         if taken.first() is None:
-            permissions = list(invitation.data.get("permissions", []))
+            permissions = [p for p in data.get("permissions", []) if p in SERVER_PERMISSIONS]
             db.add(Subuser(user_id=user.id, server_id=server_id, permissions=permissions))
             claimed += 1
     await db.flush()
     return claimed
+
+
+def invitation_mail(public_url: str, to: str, token: str, server_name: str) -> Mail:
+    """The message inviting someone without an account to a shared server."""
+    link = f"{public_url.rstrip('/')}/auth/signup?invite={token}"
+    body = (
+        f"You have been invited to help run the game server “{server_name}” on StellarStack.\n\n"
+        f"Create your account with this address to accept:\n\n{link}\n\n"
+        "The invitation works once and expires in 7 days. If you did not expect it, ignore it.\n"
+    )
+    return Mail(to, "You are invited to a game server", body, link)
