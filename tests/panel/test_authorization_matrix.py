@@ -226,6 +226,15 @@ ROUTES: dict[tuple[str, str], Entry] = {
     ),
     ("POST", "/api/v1/nodes/{node_id}/ping"): Entry(Rule(404, frozenset(ADMINS))),
     ("GET", "/api/v1/nodes/{node_id}/health"): Entry(Rule(404, frozenset(ADMINS))),
+    # blueprints (blueprints work): everyone signed in browses; admins import and sync
+    ("GET", "/api/v1/blueprints"): Entry(signed_in(200)),
+    ("GET", "/api/v1/blueprints/{ref}"): Entry(signed_in(404)),
+    ("GET", "/api/v1/blueprints/{ref}/versions"): Entry(signed_in(404)),
+    # (this route parses its body before checking the caller, so the body must parse)
+    ("POST", "/api/v1/admin/blueprints/import"): Entry(
+        platform(422, ADMINS), body=lambda w, a: {"document": "not a blueprint", "dryRun": True}
+    ),
+    ("POST", "/api/v1/admin/blueprints/sync"): Entry(platform(422, ADMINS), body=lambda w, a: {}),
     # nodes (registration work): admins by role; a daemon registers with its own token
     ("GET", "/api/v1/nodes"): Entry(Rule(200, frozenset(ADMINS))),
     ("GET", "/api/v1/nodes/{node_id}"): Entry(Rule(404, frozenset(ADMINS))),
@@ -281,6 +290,7 @@ async def test_authorization_matrix(world: World) -> None:
                 "session_id": uuid.uuid4(),
                 "allocation_id": uuid.uuid4(),
                 "provider_id": "github",
+                "ref": "no-such-blueprint",
                 **await entry.prepare(world, actor),
             }
             path = template.format(**params)
