@@ -20,14 +20,13 @@ from fastapi import FastAPI
 
 from stellarstack.broker import MemoryBroker
 from stellarstack.panel.app import create_app
-from stellarstack.panel.auth.csrf import CSRF_COOKIE
 from stellarstack.panel.auth.service import create_user
 from stellarstack.panel.db.enums import Role
 from stellarstack.panel.db.session import Database
 from stellarstack.settings import PanelSettings
+from tests.support.csrf import speak_csrf
 
 PASSWORD = "correct horse battery staple"
-UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
 @dataclass
@@ -125,15 +124,7 @@ class AccountPanel:
         """A client from one address; with `csrf`, it repeats the CSRF cookie like app.js does."""
         transport = httpx.ASGITransport(app=self.asgi, client=(ip, 50000))
         client = httpx.AsyncClient(transport=transport, base_url="http://testserver")
-
-        async def add_token(request: httpx.Request) -> None:
-            token = client.cookies.get(CSRF_COOKIE)
-            if request.method in UNSAFE and token:
-                request.headers["x-csrf-token"] = token
-
-        if csrf:
-            client.event_hooks["request"] = [add_token]
-        return client
+        return speak_csrf(client) if csrf else client
 
     async def add_user(
         self, email_address: str, *, role: Role = Role.USER, name: str | None = None

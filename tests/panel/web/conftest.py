@@ -19,6 +19,7 @@ from stellarstack.panel.db import migrate
 from stellarstack.panel.db.enums import Role
 from stellarstack.panel.db.session import Database
 from stellarstack.settings import PanelSettings
+from tests.support.csrf import speak_csrf
 
 PASSWORD = "correct horse battery staple"
 HOSTILE_NAME = "<script>alert('name')</script>"
@@ -83,7 +84,7 @@ async def web_client(
         async with httpx.AsyncClient(
             transport=transport, base_url="http://testserver", headers={"accept": "text/html"}
         ) as client:
-            yield client
+            yield speak_csrf(client)
     await broker.close()
 
 

@@ -51,9 +51,9 @@ async def test_landing_page_links_a_signed_in_user_to_the_dashboard(
     assert "Pat Player" in text
 
 
-async def test_sign_up_page_says_what_is_coming(web_client: httpx.AsyncClient) -> None:
+async def test_sign_up_page_says_when_sign_up_is_closed(web_client: httpx.AsyncClient) -> None:
     text = assert_page(await web_client.get("/auth/signup"))
-    assert "Self-service sign-up arrives" in text
+    assert "Sign-up is closed on this" in text
 
 
 @pytest.mark.parametrize("path", SIGNED_IN_PAGES + ADMIN_PAGES)

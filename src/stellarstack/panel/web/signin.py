@@ -12,7 +12,7 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Depends, Form, Query, Request
 from starlette.responses import Response
 
-from stellarstack.panel.auth import service, signup
+from stellarstack.panel.auth import oauth, service, signup
 from stellarstack.panel.auth.mailer import MailerDep
 from stellarstack.panel.auth.ratelimit import LimiterDep
 from stellarstack.panel.auth.sessions import (
@@ -61,6 +61,7 @@ def _signin_form(
         email=email[:MAX_EMAIL],
         next_url=safe_next(next_url, default=""),
         error=error,
+        oauth_providers=oauth.configured_providers(request.app.state.settings),
         status_code=status_code,
     )
 
