@@ -6,14 +6,20 @@ import secrets
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
 import pytest
+from asgi_lifespan import LifespanManager
+from fastapi import FastAPI
 
+from stellarstack.broker import MemoryBroker
+from stellarstack.panel.app import create_app
 from stellarstack.panel.auth.sessions import SESSION_COOKIE, create_session
 from stellarstack.panel.db.enums import Role
 from stellarstack.panel.db.models import Blueprint, Node, Server, User
 from stellarstack.panel.db.session import Database
+from stellarstack.settings import PanelSettings
 from tests.panel.db.factories import make_blueprint, make_node, make_server, make_user
 
 
@@ -46,7 +52,44 @@ async def seed_world(database: Database) -> World:
             await create_session(db, u, ip=None, user_agent=None) for u in (admin, owner, stranger)
         ]
         await db.commit()
-        return World(*tokens, node_a.id, node_b.id, server_a.id, server_b.id)
+        admin_token, owner_token, stranger_token = tokens
+        return World(
+            admin_token,
+            owner_token,
+            stranger_token,
+            node_a.id,
+            node_b.id,
+            server_a.id,
+            server_b.id,
+        )
+
+
+@pytest.fixture
+def panel_settings(tmp_path: Path) -> PanelSettings:
+    """The panel's settings with a small command payload cap (4 KiB)."""
+    return PanelSettings(
+        data_dir=tmp_path, max_body_bytes=64 * 1024, command_max_payload_bytes=4096
+    )
+
+
+@pytest.fixture
+async def panel_app(
+    panel_settings: PanelSettings, panel_database: Database
+) -> AsyncIterator[FastAPI]:
+    """The full panel app with its lifespan running (background work included)."""
+    broker = MemoryBroker()
+    app = create_app(panel_settings, database=panel_database, broker=broker)
+    async with LifespanManager(app):
+        yield app
+    await broker.close()
+
+
+@pytest.fixture
+async def client(panel_app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    """An anonymous client of `panel_app` over ASGI."""
+    transport = httpx.ASGITransport(app=panel_app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+        yield c
 
 
 @pytest.fixture
@@ -95,4 +138,4 @@ async def node_row(database: Database, node_id: uuid.UUID) -> Node:
         return node
 
 
-__all__ = ["World", "node_row", "seed_world", "signed_in", "User"]
+__all__ = ["User", "World", "node_row", "seed_world", "signed_in"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -41,7 +42,7 @@ async def broker() -> AsyncIterator[Broker]:
 
 
 async def send(
-    database: Database, broker: Broker, node_id: uuid.UUID, type_: str, payload: object = None
+    database: Database, broker: Broker, node_id: uuid.UUID, type_: str, payload: Any = None
 ) -> NodeCommand:
     async with database.sessionmaker() as db:
         node = await db.get(Node, node_id)
@@ -53,7 +54,7 @@ async def send(
             type_,
             payload,
             ttl=60,
-            max_payload_bytes=LIMIT,  # type: ignore[arg-type]
+            max_payload_bytes=LIMIT,
         )
 
 

@@ -60,7 +60,8 @@ class EventIngest:
         reclaim_after: float = 30.0,
         discovery_period: float = 5.0,
         fresh_within: timedelta = timedelta(seconds=90),
-        block_ms: int = 2000,
+        block_ms: int = 10_000,
+        db_concurrency: int = 20,
     ) -> None:
         self.database = database
         self.broker = broker
@@ -68,8 +69,12 @@ class EventIngest:
         self.reclaim_after = reclaim_after
         self.discovery_period = discovery_period
         self.fresh_within = fresh_within
+        # Long blocking reads: an idle node then costs a read every few seconds, not every one
+        # (a read returns as soon as an event arrives, so this adds no latency).
         self.block_ms = block_ms
         self.applied = 0
+        # Many node streams, one connection pool: bound how many events hit the database at once.
+        self._db_slots = asyncio.Semaphore(db_concurrency)
         self._consumers: dict[uuid.UUID, tuple[StreamConsumer, asyncio.Task[None]]] = {}
         self._wake = asyncio.Event()
         self._stop = asyncio.Event()
@@ -158,7 +163,7 @@ class EventIngest:
             log.warning("events.foreign_node", node_id=str(node_id), claimed=event.node_id[:64])
             return
         try:
-            async with self.database.sessionmaker() as db:
+            async with self._db_slots, self.database.sessionmaker() as db:
                 applied = await apply_event(
                     db,
                     node_id,
