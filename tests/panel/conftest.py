@@ -14,6 +14,7 @@ from stellarstack.panel.app import create_app
 from stellarstack.panel.db import migrate
 from stellarstack.panel.db.session import Database
 from stellarstack.settings import PanelSettings
+from tests.support.csrf import speak_csrf
 
 
 @pytest.fixture
@@ -41,5 +42,5 @@ async def client(
     async with LifespanManager(app) as manager:
         transport = httpx.ASGITransport(app=manager.app)
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
-            yield c
+            yield speak_csrf(c)
     await broker.close()
