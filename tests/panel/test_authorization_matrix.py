@@ -154,12 +154,11 @@ ROUTES: dict[tuple[str, str], Entry] = {
     ("GET", "/api/v1/auth/session"): Entry(signed_in(200)),
     ("GET", "/api/v1/users/me"): Entry(signed_in(200)),
     # two-factor (2FA work). Bodies are empty: a caller who gets past the guard meets a 422.
-    # These accept client API keys today; credentials should need a session (SessionUser).
     ("GET", "/api/v1/auth/2fa"): Entry(signed_in(200)),
-    ("POST", "/api/v1/auth/2fa/setup"): Entry(signed_in(200)),
-    ("POST", "/api/v1/auth/2fa/enable"): Entry(signed_in(422), body=lambda w, a: {}),
-    ("POST", "/api/v1/auth/2fa/disable"): Entry(signed_in(422), body=lambda w, a: {}),
-    ("POST", "/api/v1/auth/2fa/recovery-codes"): Entry(signed_in(422), body=lambda w, a: {}),
+    ("POST", "/api/v1/auth/2fa/setup"): Entry(session_only(200)),
+    ("POST", "/api/v1/auth/2fa/enable"): Entry(session_only(422), body=lambda w, a: {}),
+    ("POST", "/api/v1/auth/2fa/disable"): Entry(session_only(422), body=lambda w, a: {}),
+    ("POST", "/api/v1/auth/2fa/recovery-codes"): Entry(session_only(422), body=lambda w, a: {}),
     ("POST", "/api/v1/auth/2fa/challenge"): Entry(public(422), body=lambda w, a: {}),
     # accounts (accounts work): signed-out flows answer the same to everyone; empty bodies
     # meet a 422 once past any guard
@@ -169,16 +168,16 @@ ROUTES: dict[tuple[str, str], Entry] = {
     ("POST", "/api/v1/auth/verify-email"): Entry(public(422), body=lambda w, a: {}),
     ("POST", "/api/v1/auth/verify-email/resend"): Entry(public(422), body=lambda w, a: {}),
     ("PATCH", "/api/v1/users/me"): Entry(signed_in(200), body=lambda w, a: {"name": "Matrix"}),
-    ("POST", "/api/v1/users/me/password"): Entry(signed_in(422), body=lambda w, a: {}),
+    ("POST", "/api/v1/users/me/password"): Entry(session_only(422), body=lambda w, a: {}),
     ("GET", "/api/v1/users/me/sessions"): Entry(session_only(200)),
     ("DELETE", "/api/v1/users/me/sessions/{session_id}"): Entry(session_only(404)),
     ("DELETE", "/api/v1/users/me/sessions"): Entry(session_only(204), last=1),
     # OAuth (2FA/OAuth work); no provider is configured here, so "github" is unknown
     ("GET", "/api/v1/auth/oauth/providers"): Entry(public(200)),
-    ("GET", "/api/v1/auth/oauth/accounts"): Entry(signed_in(200)),
-    ("DELETE", "/api/v1/auth/oauth/accounts/{provider_id}"): Entry(signed_in(404)),
+    ("GET", "/api/v1/auth/oauth/accounts"): Entry(session_only(200)),
+    ("DELETE", "/api/v1/auth/oauth/accounts/{provider_id}"): Entry(session_only(404)),
     ("GET", "/api/v1/auth/oauth/{provider_id}/authorize"): Entry(public(404)),
-    ("POST", "/api/v1/auth/oauth/{provider_id}/link"): Entry(signed_in(404)),
+    ("POST", "/api/v1/auth/oauth/{provider_id}/link"): Entry(session_only(404)),
     # the callback always ends in a redirect to a page that explains what went wrong
     ("GET", "/api/v1/auth/oauth/{provider_id}/callback"): Entry(public(303)),
     # API keys: managed from a browser session only

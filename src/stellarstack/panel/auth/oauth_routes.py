@@ -18,7 +18,7 @@ from stellarstack.panel.auth.sessions import create_session, set_session_cookie
 from stellarstack.panel.auth.totp import start_challenge, user_actor
 from stellarstack.panel.db.enums import AuditStatus
 from stellarstack.panel.db.models import User
-from stellarstack.panel.deps import CurrentUser, DbSession, SettingsDep, client_ip
+from stellarstack.panel.deps import DbSession, SessionUser, SettingsDep, client_ip
 from stellarstack.panel.domain.audit.service import record
 from stellarstack.panel.errors import Forbidden, PanelError
 from stellarstack.panel.schemas import ApiModel, Envelope, ok
@@ -94,14 +94,14 @@ async def providers(settings: SettingsDep) -> Envelope[list[ProviderOut]]:
 
 
 @router.get("/accounts", response_model=Envelope[list[LinkedAccountOut]])
-async def accounts(user: CurrentUser, db: DbSession) -> Envelope[list[LinkedAccountOut]]:
+async def accounts(user: SessionUser, db: DbSession) -> Envelope[list[LinkedAccountOut]]:
     """The provider identities linked to the signed-in user."""
     linked = await oauth.linked_accounts(db, user)
     return ok([LinkedAccountOut.model_validate(a) for a in linked])
 
 
 @router.delete("/accounts/{provider_id}", status_code=204)
-async def unlink(provider_id: str, request: Request, user: CurrentUser, db: DbSession) -> Response:
+async def unlink(provider_id: str, request: Request, user: SessionUser, db: DbSession) -> Response:
     """Unlink a provider (refused when it is the only way left to sign in)."""
     await oauth.unlink_provider(db, user, provider_id[:64], ip=client_ip(request))
     return Response(status_code=204)
@@ -123,7 +123,7 @@ async def authorize(
 
 @router.post("/{provider_id}/link")
 async def link(
-    provider_id: str, request: Request, user: CurrentUser, db: DbSession, settings: SettingsDep
+    provider_id: str, request: Request, user: SessionUser, db: DbSession, settings: SettingsDep
 ) -> Response:
     """Send the signed-in browser to the provider to link that identity."""
     if not same_origin(request):

@@ -9,7 +9,7 @@ from stellarstack.panel.auth import totp
 from stellarstack.panel.auth.ratelimit import LimiterDep
 from stellarstack.panel.auth.recovery import remaining_recovery_codes
 from stellarstack.panel.auth.sessions import set_session_cookie
-from stellarstack.panel.deps import CurrentUser, DbSession, SettingsDep, client_ip
+from stellarstack.panel.deps import CurrentUser, DbSession, SessionUser, SettingsDep, client_ip
 from stellarstack.panel.domain.users.schemas import UserOut
 from stellarstack.panel.schemas import ApiModel, Envelope, ok
 
@@ -84,7 +84,7 @@ async def status(user: CurrentUser, db: DbSession) -> Envelope[TwoFactorStatus]:
 
 
 @router.post("/setup", response_model=Envelope[SetupOut])
-async def setup(user: CurrentUser, db: DbSession, settings: SettingsDep) -> Envelope[SetupOut]:
+async def setup(user: SessionUser, db: DbSession, settings: SettingsDep) -> Envelope[SetupOut]:
     """Start enrollment: a new secret, its otpauth URI and QR code."""
     enrollment = await totp.begin_enrollment(
         db, user, totp.cipher_for(settings), issuer=settings.totp_issuer
@@ -100,7 +100,7 @@ async def setup(user: CurrentUser, db: DbSession, settings: SettingsDep) -> Enve
 
 @router.post("/enable", response_model=Envelope[RecoveryCodesOut])
 async def enable(
-    body: CodeIn, request: Request, user: CurrentUser, db: DbSession, settings: SettingsDep
+    body: CodeIn, request: Request, user: SessionUser, db: DbSession, settings: SettingsDep
 ) -> Envelope[RecoveryCodesOut]:
     """Confirm enrollment with a code; returns the ten recovery codes (shown once)."""
     codes = await totp.confirm_enrollment(
@@ -111,7 +111,7 @@ async def enable(
 
 @router.post("/disable", status_code=204)
 async def disable(
-    body: DisableIn, request: Request, user: CurrentUser, db: DbSession, settings: SettingsDep
+    body: DisableIn, request: Request, user: SessionUser, db: DbSession, settings: SettingsDep
 ) -> Response:
     """Turn two-factor off (password and a current or recovery code)."""
     await totp.disable_two_factor(
@@ -122,7 +122,7 @@ async def disable(
 
 @router.post("/recovery-codes", response_model=Envelope[RecoveryCodesOut])
 async def recovery_codes(
-    body: CodeIn, request: Request, user: CurrentUser, db: DbSession, settings: SettingsDep
+    body: CodeIn, request: Request, user: SessionUser, db: DbSession, settings: SettingsDep
 ) -> Envelope[RecoveryCodesOut]:
     """Replace the recovery codes (needs a valid code); the old ones stop working."""
     codes = await totp.regenerate_recovery_codes(

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Request, Response
 
 from stellarstack.panel.auth.mailer import MailerDep
 from stellarstack.panel.auth.sessions import list_sessions
-from stellarstack.panel.deps import CurrentUser, DbSession, SettingsDep, client_ip
+from stellarstack.panel.deps import CurrentUser, DbSession, SessionUser, SettingsDep, client_ip
 from stellarstack.panel.domain.users import service
 from stellarstack.panel.domain.users.schemas import (
     PasswordChange,
@@ -69,7 +69,7 @@ async def update_me(
 
 @router.post("/me/password", status_code=204)
 async def change_password(
-    body: PasswordChange, request: Request, user: CurrentUser, db: DbSession
+    body: PasswordChange, request: Request, user: SessionUser, db: DbSession
 ) -> Response:
     """Change the password; every other session of the account ends."""
     await service.change_password(
