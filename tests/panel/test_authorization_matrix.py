@@ -234,25 +234,24 @@ ROUTES: dict[tuple[str, str], Entry] = {
         platform(422, ADMINS), body=lambda w, a: {"document": "not a blueprint", "dryRun": True}
     ),
     ("POST", "/api/v1/admin/blueprints/sync"): Entry(platform(422, ADMINS), body=lambda w, a: {}),
-    # nodes (registration work): admins by role; a daemon registers with its own token
-    ("GET", "/api/v1/nodes"): Entry(Rule(200, frozenset(ADMINS))),
-    ("GET", "/api/v1/nodes/{node_id}"): Entry(Rule(404, frozenset(ADMINS))),
-    ("PATCH", "/api/v1/nodes/{node_id}"): Entry(Rule(404, frozenset(ADMINS)), body=lambda w, a: {}),
-    ("DELETE", "/api/v1/nodes/{node_id}"): Entry(Rule(404, frozenset(ADMINS))),
-    ("POST", "/api/v1/nodes/{node_id}/token"): Entry(Rule(404, frozenset(ADMINS))),
-    ("GET", "/api/v1/nodes/{node_id}/servers"): Entry(Rule(404, frozenset(ADMINS))),
-    ("GET", "/api/v1/nodes/{node_id}/allocations"): Entry(Rule(404, frozenset(ADMINS))),
+    # nodes (registration work): node.* platform permissions (staff may look, admins change);
+    # application keys that carry them; a daemon registers with its own token
+    ("GET", "/api/v1/nodes"): Entry(platform(200, STAFF)),
+    ("GET", "/api/v1/nodes/{node_id}"): Entry(platform(404, STAFF)),
+    ("PATCH", "/api/v1/nodes/{node_id}"): Entry(platform(404, ADMINS), body=lambda w, a: {}),
+    ("DELETE", "/api/v1/nodes/{node_id}"): Entry(platform(404, ADMINS)),
+    ("POST", "/api/v1/nodes/{node_id}/token"): Entry(platform(404, ADMINS)),
+    ("GET", "/api/v1/nodes/{node_id}/servers"): Entry(platform(404, STAFF)),
+    ("GET", "/api/v1/nodes/{node_id}/allocations"): Entry(platform(404, STAFF)),
     ("POST", "/api/v1/nodes/{node_id}/allocations"): Entry(
-        Rule(404, frozenset(ADMINS)), body=lambda w, a: {"ip": "127.0.0.1", "ports": [25565]}
+        platform(404, ADMINS), body=lambda w, a: {"ip": "127.0.0.1", "ports": [25565]}
     ),
     ("DELETE", "/api/v1/nodes/{node_id}/allocations/{allocation_id}"): Entry(
-        Rule(404, frozenset(ADMINS))
+        platform(404, ADMINS)
     ),
-    ("GET", "/api/v1/nodes/{node_id}/stats"): Entry(Rule(404, frozenset(ADMINS))),
-    ("GET", "/api/v1/nodes/{node_id}/daemon-health"): Entry(Rule(404, frozenset(ADMINS))),
-    ("POST", "/api/v1/admin/nodes/token"): Entry(
-        Rule(422, frozenset(ADMINS)), body=lambda w, a: {}
-    ),
+    ("GET", "/api/v1/nodes/{node_id}/stats"): Entry(platform(404, STAFF)),
+    ("GET", "/api/v1/nodes/{node_id}/daemon-health"): Entry(platform(404, STAFF)),
+    ("POST", "/api/v1/admin/nodes/token"): Entry(platform(422, ADMINS), body=lambda w, a: {}),
     ("POST", "/api/v1/nodes/register"): Entry(public(422), body=lambda w, a: {}),
     ("GET", "/api/v1/nodes/install-daemon.sh"): Entry(public(200)),
 }

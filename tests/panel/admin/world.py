@@ -50,7 +50,7 @@ ACTORS = (
 )
 # The permission the "without" subuser and client key hold: real, but unrelated to most routes.
 UNRELATED_SERVER_PERMISSION = "server.console"
-UNRELATED_PLATFORM_PERMISSION = "node.view"
+UNRELATED_PLATFORM_PERMISSION = "platform.billing"
 
 
 @dataclass

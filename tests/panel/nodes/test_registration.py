@@ -53,7 +53,7 @@ async def test_only_admins_create_registration_tokens(sqlite_panel: NodePanel) -
     forbidden = await sqlite_panel.player.post("/api/v1/admin/nodes/token", json=body)
     anonymous = await sqlite_panel.anonymous.post("/api/v1/admin/nodes/token", json=body)
     assert forbidden.status_code == 403
-    assert "administrators" in forbidden.json()["error"]["detail"]
+    assert "node.create" in forbidden.json()["error"]["detail"]
     assert anonymous.status_code == 401
 
 

@@ -1,26 +1,29 @@
-"""Who may administer nodes: platform admins (a local check until RBAC's permissions land)."""
+"""Who may see and administer nodes: the platform permissions of RBAC (`node.*`)."""
 
-from __future__ import annotations
-
+# No `from __future__ import annotations`: FastAPI must see the closure's real annotation.
+from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 from fastapi import Depends
 
-from stellarstack.panel.db.enums import Role
+from stellarstack.panel.auth.permissions import require_permission
+from stellarstack.panel.auth.principal import Principal
 from stellarstack.panel.db.models import User
-from stellarstack.panel.deps import CurrentUser
-from stellarstack.panel.errors import Forbidden
 
-__all__ = ["NODE_ADMIN_ROLES", "NodeAdmin", "require_node_admin"]
-
-NODE_ADMIN_ROLES = frozenset({Role.ADMIN, Role.SUPER_ADMIN})
+__all__ = ["NodeCreator", "NodeEditor", "NodeRemover", "NodeViewer"]
 
 
-async def require_node_admin(user: CurrentUser) -> User:
-    """The signed-in user when they may manage nodes; 403 otherwise."""
-    if user.role not in NODE_ADMIN_ROLES:
-        raise Forbidden("Only administrators can manage nodes.")
-    return user
+def _user_with(permission: str) -> Callable[[Principal], Awaitable[User]]:
+    guard = require_permission(permission)
+
+    async def user_with(principal: Annotated[Principal, Depends(guard)]) -> User:
+        return principal.user
+
+    user_with.__name__ = f"user_with_{permission.replace('.', '_')}"
+    return user_with
 
 
-NodeAdmin = Annotated[User, Depends(require_node_admin)]
+NodeViewer = Annotated[User, Depends(_user_with("node.view"))]
+NodeCreator = Annotated[User, Depends(_user_with("node.create"))]
+NodeEditor = Annotated[User, Depends(_user_with("node.settings"))]
+NodeRemover = Annotated[User, Depends(_user_with("node.delete"))]

@@ -11,7 +11,7 @@ from fastapi.responses import PlainTextResponse
 from stellarstack.panel.db.enums import ActorType, AuditStatus
 from stellarstack.panel.deps import DbSession, SettingsDep, client_ip, get_database
 from stellarstack.panel.domain.audit.service import Actor, record, record_detached
-from stellarstack.panel.domain.nodes.access import NodeAdmin
+from stellarstack.panel.domain.nodes.access import NodeCreator
 from stellarstack.panel.domain.nodes.pki import NodePki, node_pki
 from stellarstack.panel.domain.nodes.registration import create_registration_token, register_node
 from stellarstack.panel.domain.nodes.schemas import (
@@ -36,7 +36,7 @@ INSTALL_SCRIPT = Path(__file__).resolve().parents[5] / "deploy" / "install-daemo
 async def create_token(
     request: Request,
     body: RegistrationTokenCreate,
-    user: NodeAdmin,
+    user: NodeCreator,
     db: DbSession,
     settings: SettingsDep,
 ) -> Envelope[RegistrationTokenOut]:

@@ -14,7 +14,7 @@ from stellarstack.panel.deps import DbSession, SettingsDep, client_ip
 from stellarstack.panel.domain.audit.service import Actor, record
 from stellarstack.panel.domain.nodes import allocations as alloc
 from stellarstack.panel.domain.nodes import service
-from stellarstack.panel.domain.nodes.access import NodeAdmin
+from stellarstack.panel.domain.nodes.access import NodeEditor, NodeRemover, NodeViewer
 from stellarstack.panel.domain.nodes.daemon_client import daemon_client, probe_health
 from stellarstack.panel.domain.nodes.pki import NodePki, node_pki
 from stellarstack.panel.domain.nodes.schemas import (
@@ -43,7 +43,7 @@ def _actor(request: Request, user: User) -> Actor:
 
 @router.get("")
 async def list_nodes(
-    user: NodeAdmin,
+    user: NodeViewer,
     db: DbSession,
     page: Annotated[int, Query(ge=1, le=100_000)] = 1,
     per_page: Annotated[int, Query(alias="perPage", ge=1, le=200)] = 50,
@@ -56,14 +56,14 @@ async def list_nodes(
 
 
 @router.get("/{node_id}")
-async def get_node(node_id: str, user: NodeAdmin, db: DbSession) -> Envelope[NodeOut]:
+async def get_node(node_id: str, user: NodeViewer, db: DbSession) -> Envelope[NodeOut]:
     """Get one node."""
     return ok(service.node_out(await service.get_node(db, node_id)))
 
 
 @router.patch("/{node_id}")
 async def update_node(
-    request: Request, node_id: str, body: NodeUpdate, user: NodeAdmin, db: DbSession
+    request: Request, node_id: str, body: NodeUpdate, user: NodeEditor, db: DbSession
 ) -> Envelope[NodeOut]:
     """Update a node; `status` may be draining, maintenance or active."""
     node = await service.get_node(db, node_id)
@@ -75,7 +75,7 @@ async def update_node(
 
 @router.delete("/{node_id}", status_code=204)
 async def delete_node(
-    request: Request, node_id: str, user: NodeAdmin, db: DbSession, pki: PkiDep
+    request: Request, node_id: str, user: NodeRemover, db: DbSession, pki: PkiDep
 ) -> Response:
     """Remove a node that hosts no servers; its credentials stop working."""
     node = await service.get_node(db, node_id)
@@ -88,7 +88,7 @@ async def delete_node(
 
 @router.post("/{node_id}/token")
 async def rotate_token(
-    request: Request, node_id: str, user: NodeAdmin, db: DbSession, pki: PkiDep
+    request: Request, node_id: str, user: NodeEditor, db: DbSession, pki: PkiDep
 ) -> Envelope[NodeCredentialsOut]:
     """Issue a new node API token (shown once); the old one is revoked at once."""
     node = await service.get_node(db, node_id)
@@ -99,7 +99,7 @@ async def rotate_token(
 
 @router.get("/{node_id}/servers")
 async def list_servers(
-    node_id: str, user: NodeAdmin, db: DbSession
+    node_id: str, user: NodeViewer, db: DbSession
 ) -> Envelope[list[NodeServerOut]]:
     """List the servers on a node."""
     node = await service.get_node(db, node_id)
@@ -109,7 +109,7 @@ async def list_servers(
 
 @router.get("/{node_id}/allocations")
 async def list_allocations(
-    node_id: str, user: NodeAdmin, db: DbSession
+    node_id: str, user: NodeViewer, db: DbSession
 ) -> Envelope[list[AllocationOut]]:
     """List a node's allocations (IP:port, and the server using each)."""
     node = await service.get_node(db, node_id)
@@ -118,7 +118,7 @@ async def list_allocations(
 
 @router.post("/{node_id}/allocations", status_code=201)
 async def add_allocations(
-    request: Request, node_id: str, body: AllocationCreate, user: NodeAdmin, db: DbSession
+    request: Request, node_id: str, body: AllocationCreate, user: NodeEditor, db: DbSession
 ) -> Envelope[AllocationBatch]:
     """Add an IP with ports and ranges (at most 1000 ports, none already present)."""
     node = await service.get_node(db, node_id)
@@ -137,7 +137,7 @@ async def add_allocations(
 
 @router.delete("/{node_id}/allocations/{allocation_id}", status_code=204)
 async def delete_allocation(
-    request: Request, node_id: str, allocation_id: uuid.UUID, user: NodeAdmin, db: DbSession
+    request: Request, node_id: str, allocation_id: uuid.UUID, user: NodeEditor, db: DbSession
 ) -> Response:
     """Remove a free allocation."""
     node = await service.get_node(db, node_id)
@@ -154,14 +154,14 @@ async def delete_allocation(
 
 
 @router.get("/{node_id}/stats")
-async def node_stats(node_id: str, user: NodeAdmin, db: DbSession) -> Envelope[NodeStats]:
+async def node_stats(node_id: str, user: NodeViewer, db: DbSession) -> Envelope[NodeStats]:
     """The node's latest heartbeat metrics (the detail page polls this for its charts)."""
     return ok(service.node_stats(await service.get_node(db, node_id)))
 
 
 @router.get("/{node_id}/daemon-health")
 async def daemon_health(
-    node_id: str, user: NodeAdmin, db: DbSession, pki: PkiDep, settings: SettingsDep
+    node_id: str, user: NodeViewer, db: DbSession, pki: PkiDep, settings: SettingsDep
 ) -> Envelope[DaemonProbeOut]:
     """Ask the node's daemon for /health over TLS verified with the panel CA and the node id."""
     node = await service.get_node(db, node_id)
