@@ -1,7 +1,8 @@
 """Command latency API → daemon handler, beside raw XADD → XREADGROUP in the same run.
 
 DESIGN.md §7: target p50 < 5 ms, p99 < 20 ms. Starts its own redis-server; runs the full
-panel app (auth, routing, the database write, XADD; in process over ASGI, SQLite) and a real
+panel app (auth, routing, the database writes, XADD; in process over ASGI; PostgreSQL when
+installed, then SQLite) and a real
 daemon `Agent` on the same Redis; measures from the moment the API call starts to the moment
 the daemon's `node.ping` handler runs, one command at a time.
 
@@ -27,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from broker_delivery import raw_floor, report
-from tests.support.services import start_redis
+from tests.support.services import start_postgres, start_redis
 
 from stellarstack.broker import RedisBroker
 from stellarstack.daemon.agent import Agent
@@ -70,9 +71,12 @@ async def seed(database: Database) -> tuple[str, uuid.UUID]:
         return token, node.id
 
 
-async def api_path(url: str, workdir: Path, n: int) -> list[float]:
-    """POST /api/v1/nodes/{id}/commands → the daemon's handler, n times in sequence."""
-    db_url = f"sqlite+aiosqlite:///{workdir / 'panel.db'}"
+async def api_path(url: str, db_url: str, workdir: Path, n: int) -> tuple[list[float], list[float]]:
+    """POST /api/v1/nodes/{id}/commands → the daemon's handler, n times in sequence.
+
+    Also returns, as a second floor, the latency of an authenticated GET that finds nothing
+    (the panel's shared request cost: middleware, session, rate limit, one query).
+    """
     await migrate.upgrade(db_url)
     database = Database(db_url)
     token, node_id = await seed(database)
@@ -86,6 +90,8 @@ async def api_path(url: str, workdir: Path, n: int) -> list[float]:
     )
     await agent.start()
     latencies: list[float] = []
+    baseline: list[float] = []
+    missing = f"/api/v1/commands/{uuid.uuid4()}"
     try:
         async with LifespanManager(app) as manager:
             transport = httpx.ASGITransport(app=manager.app)
@@ -96,6 +102,10 @@ async def api_path(url: str, workdir: Path, n: int) -> list[float]:
                 headers={"x-csrf-token": CSRF, "origin": "http://bench"},
             ) as client:
                 for i in range(WARMUP + n):
+                    started = time.perf_counter_ns()
+                    assert (await client.get(missing)).status_code == 404
+                    if i >= WARMUP:
+                        baseline.append((time.perf_counter_ns() - started) / 1e6)
                     started = time.perf_counter_ns()
                     response = await client.post(
                         f"/api/v1/nodes/{node_id}/commands", json={"type": "node.ping"}
@@ -109,7 +119,7 @@ async def api_path(url: str, workdir: Path, n: int) -> list[float]:
         await panel_broker.close()
         await daemon_broker.close()
         await database.dispose()
-    return latencies
+    return latencies, baseline
 
 
 async def main(n: int) -> None:
@@ -121,12 +131,22 @@ async def main(n: int) -> None:
     try:
         print(f"command delivery: {n} sequential commands (+warm-up), {server.url}")
         floor = report("raw XADD -> XREADGROUP (floor)", await raw_floor(server.url, n), None)
-        with tempfile.TemporaryDirectory() as tmp:
-            path = await api_path(server.url, Path(tmp), n)
-        report("API -> daemon handler", path, floor)
-        print(
-            "target: p50 < 5 ms, p99 < 20 ms (API path on SQLite, panel and daemon in one process)"
-        )
+        postgres, _ = start_postgres()
+        try:
+            with tempfile.TemporaryDirectory() as tmp:
+                engines = [("SQLite", f"sqlite+aiosqlite:///{tmp}/panel.db")]
+                if postgres is not None:
+                    engines.insert(0, ("PostgreSQL", postgres.url(postgres.create_database("b"))))
+                for name, db_url in engines:
+                    workdir = Path(tmp) / name
+                    workdir.mkdir()
+                    path, baseline = await api_path(server.url, db_url, workdir, n)
+                    report(f"authenticated GET, 404 ({name})", baseline, floor)
+                    report(f"API -> daemon handler ({name})", path, floor)
+        finally:
+            if postgres is not None:
+                postgres.stop()
+        print("target: p50 < 5 ms, p99 < 20 ms (panel and daemon in one process)")
     finally:
         server.stop()
 

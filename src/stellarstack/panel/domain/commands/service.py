@@ -22,6 +22,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.attributes import set_committed_value
 
 from stellarstack.broker import Broker, BrokerError
 from stellarstack.logs import get_logger
@@ -207,7 +208,7 @@ async def send_command(
         .execution_options(synchronize_session=False)
     )
     await db.commit()
-    await db.refresh(row)
+    set_committed_value(row, "stream_id", stream_id)
     log.info("commands.sent", id=str(row.id), node_id=str(node.id), type=kind.value)
     return row
 
