@@ -34,7 +34,7 @@ from tests.support.services import free_port, stop_process, wait_for_port
 
 __all__ = ["Cluster", "DaemonProcess", "PanelProcess", "eventually"]
 
-HEARTBEAT = 0.5
+HEARTBEAT = 1.0
 """Seconds between heartbeats in these tests (the panel expects the same)."""
 
 _RAN = re.compile(r"daemon\.command_ran\s.*?\bid=([0-9a-f-]{36})")

@@ -25,6 +25,8 @@ from tests.support.services import PostgresServer, RedisServer, require
 
 SUCCEEDED = CommandStatus.SUCCEEDED
 
+pytestmark = [pytest.mark.redis, pytest.mark.postgres]
+
 
 @pytest.fixture(scope="module")
 def aof_redis() -> Iterator[RedisServer]:
@@ -178,7 +180,7 @@ def test_a_silent_node_walks_online_unhealthy_offline_and_back(cluster: Cluster)
                 seen.append(status)
             return status == target
 
-        eventually(lambda: walked(NodeStatus.OFFLINE), 10, every=0.02)
+        eventually(lambda: walked(NodeStatus.OFFLINE), 15, every=0.02)
         daemon.signal(signal.SIGCONT)
         eventually(lambda: walked(NodeStatus.ONLINE), 10, every=0.02)
         assert seen == [
