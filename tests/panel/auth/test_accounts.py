@@ -294,3 +294,45 @@ async def test_admins_are_marked_verified_when_made_by_the_operator(
     me = (await api.get("/api/v1/users/me")).json()["data"]
     assert me["role"] == "admin" and me["emailVerified"] is True
     assert NotFound.status == 404
+
+
+async def test_a_server_invitation_becomes_access_once_the_address_is_verified(
+    account_panel: AccountPanel, api: httpx.AsyncClient, inbox: Inbox
+) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from stellarstack.panel.auth.sessions import hash_token
+    from stellarstack.panel.db.enums import TokenPurpose
+    from stellarstack.panel.db.models import OneTimeToken, Subuser
+    from tests.panel.db.factories import make_blueprint, make_node, make_server, make_user
+
+    async with account_panel.database.sessionmaker() as db:
+        owner = make_user("owner@example.test")
+        server = make_server(owner, make_node(), make_blueprint())
+        db.add_all([owner, server])
+        await db.flush()
+        db.add(  # what inviting an unknown address to a server leaves behind
+            OneTimeToken(
+                user_id=None,
+                purpose=TokenPurpose.INVITE,
+                token_hash=hash_token("invitation-link-token"),
+                email="friend@example.test",
+                data={"serverId": str(server.id), "permissions": ["server.console"]},
+                expires_at=datetime.now(UTC) + timedelta(days=7),
+            )
+        )
+        await db.commit()
+        server_id = server.id
+    body = {"email": "friend@example.test", "password": "a long passphrase"}
+    assert (await api.post("/api/v1/auth/sign-up", json=body)).status_code == 201
+    async with account_panel.database.sessionmaker() as db:
+        granted = (await db.execute(select(Subuser).where(Subuser.server_id == server_id))).all()
+    assert granted == [], "an unverified address must not claim an invitation"
+    message = await inbox.wait_for("friend@example.test")
+    verified = await api.post("/api/v1/auth/verify-email", json={"token": token_in(message)})
+    assert verified.status_code == 200
+    async with account_panel.database.sessionmaker() as db:
+        subuser = (
+            await db.execute(select(Subuser).where(Subuser.server_id == server_id))
+        ).scalar_one()
+    assert subuser.permissions == ["server.console"]

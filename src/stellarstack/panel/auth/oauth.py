@@ -32,6 +32,7 @@ from stellarstack.panel.auth.sessions import hash_token
 from stellarstack.panel.db.enums import ActorType, TokenPurpose
 from stellarstack.panel.db.models import Account, OneTimeToken, User
 from stellarstack.panel.domain.audit.service import Actor, record
+from stellarstack.panel.domain.subusers.service import claim_invitations
 from stellarstack.panel.errors import BadRequest, Conflict, NotFound
 from stellarstack.settings import PanelSettings
 
@@ -454,6 +455,7 @@ async def sign_in_identity(
     )
     await db.flush()
     log.info("oauth.user_created", provider=provider.id, user_id=str(user.id))
+    await claim_invitations(db, user)
     return user
 
 

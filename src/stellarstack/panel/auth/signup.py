@@ -27,6 +27,7 @@ from stellarstack.panel.auth.tokens import consume_token, issue_token
 from stellarstack.panel.db.enums import TokenPurpose
 from stellarstack.panel.db.models import User
 from stellarstack.panel.domain.audit.service import record
+from stellarstack.panel.domain.subusers.service import claim_invitations
 from stellarstack.panel.errors import BadRequest, Conflict, FieldError, Forbidden, ValidationFailed
 from stellarstack.settings import PanelSettings
 
@@ -132,6 +133,8 @@ async def sign_up(
     )
     if verify:
         await send_verification(db, user, email, mailer, settings.effective_public_url)
+    if user.email_verified:
+        await claim_invitations(db, user)
     return SignUpResult(user, verification_required=verify)
 
 
@@ -157,6 +160,7 @@ async def verify_email(db: AsyncSession, token: str, *, ip: str | None) -> User:
         )
     user.email_verified = True
     await record(db, actor_for(user, ip), "auth.email_verified", "user", user.id)
+    await claim_invitations(db, user)
     return user
 
 
