@@ -229,10 +229,7 @@ ROUTES: dict[tuple[str, str], Entry] = {
     ("GET", "/api/v1/blueprints"): Entry(signed_in(200)),
     ("GET", "/api/v1/blueprints/{ref}"): Entry(signed_in(404)),
     ("GET", "/api/v1/blueprints/{ref}/versions"): Entry(signed_in(404)),
-    # (this route parses its body before checking the caller, so the body must parse)
-    ("POST", "/api/v1/admin/blueprints/import"): Entry(
-        platform(422, ADMINS), body=lambda w, a: {"document": "not a blueprint", "dryRun": True}
-    ),
+    ("POST", "/api/v1/admin/blueprints/import"): Entry(platform(422, ADMINS), body=lambda w, a: {}),
     ("POST", "/api/v1/admin/blueprints/sync"): Entry(platform(422, ADMINS), body=lambda w, a: {}),
     # nodes (registration work): node.* platform permissions (staff may look, admins change);
     # application keys that carry them; a daemon registers with its own token

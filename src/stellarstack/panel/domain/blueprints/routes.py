@@ -134,7 +134,9 @@ IMPORT_OPENAPI: dict[str, Any] = {
 
 @router.post("/admin/blueprints/import", openapi_extra=IMPORT_OPENAPI)
 async def import_blueprint(
-    body: ImportBody, principal: BlueprintAdmin, db: DbSession
+    principal: BlueprintAdmin,
+    body: ImportBody,
+    db: DbSession,  # who first: 401 before 422
 ) -> Envelope[ImportResult]:
     """Import a Pterodactyl/Pelican egg or a StellarStack blueprint; `dryRun` previews it."""
     result = await import_document(
