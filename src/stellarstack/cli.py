@@ -112,6 +112,8 @@ def panel(
     from stellarstack.panel.app import create_app
     from stellarstack.panel.bootstrap import StartupError, ensure_data_dir, preflight
     from stellarstack.panel.db import migrate as migrations
+    from stellarstack.panel.db.session import Database
+    from stellarstack.panel.startup import prepare_panel
     from stellarstack.serve import PortInUse, listen, run_until_signalled
 
     settings = _panel_settings(host, port, data_dir)
@@ -123,6 +125,11 @@ def panel(
             await preflight(settings, require_head=False)
             await migrations.upgrade(settings.effective_database_url)
         await preflight(settings)
+        database = Database(settings.effective_database_url)
+        try:
+            await prepare_panel(database, settings)
+        finally:
+            await database.dispose()
         listener = listen(create_app(settings), settings.host, settings.port)
         await run_until_signalled([listener])
 

@@ -14,6 +14,7 @@ from stellarstack.panel.db import migrate
 from stellarstack.panel.db.session import Database
 from stellarstack.panel.domain.nodes.registration import ensure_local_node
 from stellarstack.panel.domain.nodes.schemas import NodeSpecs
+from stellarstack.panel.startup import prepare_panel
 from stellarstack.serve import Service, listen, run_until_signalled
 from stellarstack.settings import DaemonSettings, PanelSettings
 
@@ -47,6 +48,7 @@ async def run_embedded(
     broker = MemoryBroker()
     try:
         credentials = await ensure_first_admin(database)
+        await prepare_panel(database, settings)
         local = await ensure_local_node(
             database, settings.data_dir / "daemon", embedded_specs(settings)
         )
