@@ -46,8 +46,14 @@ class Listener:
             raise RuntimeError("the server failed to start (see the log above)") from exc
 
 
-def listen(app: ASGIApp, host: str, port: int) -> Listener:
-    """Bind host:port and prepare a uvicorn server for the app (structured logs, lifespan)."""
+def listen(
+    app: ASGIApp, host: str, port: int, *, ws_max_size: int = 16 * 1024 * 1024
+) -> Listener:
+    """Bind host:port and prepare a uvicorn server for the app (structured logs, lifespan).
+
+    `ws_max_size` caps one WebSocket message: larger ones close the socket before they are
+    buffered whole.
+    """
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -58,7 +64,13 @@ def listen(app: ASGIApp, host: str, port: int) -> Listener:
         raise PortInUse(f"Cannot listen on {host}:{port}: {exc.strerror or exc}.") from exc
     sock.set_inheritable(True)
     config = uvicorn.Config(
-        app, host=host, port=port, log_config=None, lifespan="on", timeout_graceful_shutdown=10
+        app,
+        host=host,
+        port=port,
+        log_config=None,
+        lifespan="on",
+        timeout_graceful_shutdown=10,
+        ws_max_size=ws_max_size,
     )
     return Listener(_QuietServer(config), sock)
 

@@ -68,7 +68,12 @@ async def run_daemon(settings: DaemonSettings, broker: Broker | None = None) -> 
     active = broker or broker_for(settings)
     service = DaemonService(settings, active)
     try:
-        listener = listen(service.app, settings.host, settings.port)  # PortInUse, before all
+        listener = listen(  # PortInUse, before all
+            service.app,
+            settings.host,
+            settings.port,
+            ws_max_size=settings.console_max_message_bytes,
+        )
         try:
             use_node_certificate(listener, settings)
             await service.start()
