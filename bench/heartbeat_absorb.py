@@ -38,6 +38,8 @@ from stellarstack.protocol import keys
 from stellarstack.protocol.events import Event, NodeHealth, NodeHeartbeat, NodeMetrics
 
 INTERVAL = 30.0
+FLOOR = ":floor"
+"""Suffix of the streams the floor reads, so the ingest starts with no backlog."""
 TARGET = 2000
 METRICS = NodeMetrics(
     cpu=23.5, memory=61, disk=40, containers=7, network_rx=1 << 30, network_tx=1 << 29
@@ -63,15 +65,15 @@ async def create_nodes(database: Database, n: int) -> list[uuid.UUID]:
     return ids
 
 
-async def write_heartbeats(url: str, ids: list[uuid.UUID], beats: int) -> None:
-    """What N daemons would have appended: `beats` heartbeats each."""
+async def write_heartbeats(url: str, ids: list[uuid.UUID], beats: int, suffix: str) -> None:
+    """What N daemons would have appended (to `<events stream><suffix>`): `beats` each."""
     client = Redis.from_url(url, decode_responses=True)
     pipe = client.pipeline(transaction=False)
     for _ in range(beats):
         for node_id in ids:
             beat = NodeHeartbeat(status=NodeHealth.HEALTHY, metrics=METRICS, version="0.1.0")
             event = Event.create(beat, node_id=str(node_id))
-            pipe.xadd(keys.node_events_stream(str(node_id)), event.to_fields())  # type: ignore[arg-type]
+            pipe.xadd(keys.node_events_stream(str(node_id)) + suffix, event.to_fields())  # type: ignore[arg-type]
     await pipe.execute()
     await client.aclose()
 
@@ -81,7 +83,7 @@ async def raw_floor(url: str, ids: list[uuid.UUID]) -> float:
     client = Redis.from_url(url, decode_responses=True)
     started = time.perf_counter()
     for chunk in range(0, len(ids), 100):
-        streams = {keys.node_events_stream(str(i)): "0" for i in ids[chunk : chunk + 100]}
+        streams = {keys.node_events_stream(str(i)) + FLOOR: "0" for i in ids[chunk : chunk + 100]}
         await client.xread(streams, count=1000)  # type: ignore[arg-type]
     elapsed = time.perf_counter() - started
     await client.aclose()
@@ -165,7 +167,7 @@ async def main(nodes: int, seconds: float) -> None:
         await migrate.upgrade(url)
         database = Database(url)
         ids = await create_nodes(database, nodes)
-        await write_heartbeats(redis_server.url, ids, 1)
+        await write_heartbeats(redis_server.url, ids, 1, FLOOR)
         floor = await raw_floor(redis_server.url, ids)
         sent, applied, wall, cpu = await steady_state(redis_server.url, database, ids, seconds)
         await database.dispose()
@@ -185,7 +187,8 @@ async def main(nodes: int, seconds: float) -> None:
             f"panel CPU while absorbing           {share * 100:6.1f} % of one core "
             f"({cpu / max(applied, 1) * 1000:.2f} ms per heartbeat incl. idle consumers)"
         )
-        verdict = "ok" if applied >= sent * 0.98 and share < 0.5 else "UNDER TARGET"
+        kept_up = applied >= sent * 0.98 and share < 0.5
+        verdict = "ok" if kept_up and nodes >= TARGET else "UNDER TARGET"
         print(f"target: >= {TARGET:,} nodes with CPU to spare (< 50 % of a core): {verdict}")
     finally:
         redis_server.stop()
