@@ -104,7 +104,6 @@ class PanelSettings(BaseSettings):
     )
     registration_token_hours: float = Field(default=24.0, gt=0, le=24 * 30)
     node_certificate_days: int = Field(default=825, ge=1, le=3650)
-    daemon_timeout: float = Field(default=5.0, gt=0, description="Seconds per panel → daemon call.")
 
     # --- nodes: commands, events, heartbeats, sweeps (owned by the commands work) ---
     heartbeat_interval: float = Field(
