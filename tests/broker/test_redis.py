@@ -134,8 +134,12 @@ def node_user(redis_server: RedisServer) -> Iterator[tuple[str, str]]:
     name, token = f"node-{uuid.uuid4().hex[:8]}", f"strk_node_{uuid.uuid4().hex}"
     admin = redis_sync.Redis.from_url(redis_server.url)
     admin.acl_setuser(
-        name, enabled=True, passwords=[f"+{token}"], keys=[f"stellar:nodes:{name}:*"],
-        channels=[f"stellar:nodes:{name}:*"], commands=["+@all"],
+        name,
+        enabled=True,
+        passwords=[f"+{token}"],
+        keys=[f"stellar:nodes:{name}:*"],
+        channels=[f"stellar:nodes:{name}:*"],
+        commands=["+@all"],
     )
     yield name, token
     admin.acl_deluser(name)

@@ -20,7 +20,13 @@ from stellarstack.broker.base import (
     format_stream_id,
     parse_stream_id,
 )
-from stellarstack.broker.consumer import Handler, StreamConsumer, dead_letter_stream
+from stellarstack.broker.consumer import (
+    Handler,
+    MultiStreamConsumer,
+    MultiStreamHandler,
+    StreamConsumer,
+    dead_letter_stream,
+)
 from stellarstack.broker.memory import MemoryBroker
 from stellarstack.broker.redis import RedisBroker
 
@@ -33,6 +39,8 @@ __all__ = [
     "Handler",
     "InvalidStreamId",
     "MemoryBroker",
+    "MultiStreamConsumer",
+    "MultiStreamHandler",
     "PendingEntry",
     "PubSubMessage",
     "RedisBroker",

@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import abc
 import re
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Self
@@ -213,6 +213,23 @@ class Broker(abc.ABC):
         """New entries for this consumer (XREADGROUP >); they stay pending until acked.
 
         Raises GroupNotFound when the group does not exist.
+        """
+
+    @abc.abstractmethod
+    async def read_groups(
+        self,
+        streams: Sequence[str],
+        group: str,
+        consumer: str,
+        *,
+        count: int = 10,
+        block_ms: int | None = None,
+    ) -> list[tuple[str, StreamMessage]]:
+        """New entries of several streams in one call (one XREADGROUP … STREAMS s1 s2 … > >).
+
+        `count` applies per stream; entries of one stream come in id order, tagged with their
+        stream. A blocking read wakes on an append to any of them. Raises GroupNotFound when
+        the group is missing on any of the streams (nothing is delivered then).
         """
 
     @abc.abstractmethod

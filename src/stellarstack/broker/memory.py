@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import bisect
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
 
@@ -214,20 +214,43 @@ class MemoryBroker(Broker):
         block_ms: int | None = None,
     ) -> list[StreamMessage]:
         """Hand entries the group has not delivered yet to `consumer`."""
+        found = await self.read_groups([stream], group, consumer, count=count, block_ms=block_ms)
+        return [message for _, message in found]
+
+    async def read_groups(
+        self,
+        streams: Sequence[str],
+        group: str,
+        consumer: str,
+        *,
+        count: int = 10,
+        block_ms: int | None = None,
+    ) -> list[tuple[str, StreamMessage]]:
+        """Hand undelivered entries of every stream (up to `count` each) to `consumer`."""
         await self._ready()
-        self._group(stream, group)
+        names = list(dict.fromkeys(streams))
+        if not names:
+            return []
+        for name in names:
+            self._group(name, group)
 
-        def attempt() -> list[StreamMessage]:
-            data, grp = self._group(stream, group)
-            keys = data.after(grp.last_delivered, count)
+        def attempt() -> list[tuple[str, StreamMessage]]:
+            # Check every group first: a missing one fails the call without delivering any.
+            groups = [(name, *self._group(name, group)) for name in names]
             now = _now_ms()
-            for key in keys:
-                grp.pel[key] = _Pending(consumer=consumer, delivered_at=now, deliveries=1)
-            if keys:
-                grp.last_delivered = keys[-1]
-            return [StreamMessage(format_stream_id(k), dict(data.entries[k])) for k in keys]
+            found: list[tuple[str, StreamMessage]] = []
+            for name, data, grp in groups:
+                keys = data.after(grp.last_delivered, count)
+                for key in keys:
+                    grp.pel[key] = _Pending(consumer=consumer, delivered_at=now, deliveries=1)
+                    found.append(
+                        (name, StreamMessage(format_stream_id(key), dict(data.entries[key])))
+                    )
+                if keys:
+                    grp.last_delivered = keys[-1]
+            return found
 
-        return await self._blocking([stream], block_ms, attempt)
+        return await self._blocking(names, block_ms, attempt)
 
     async def ack(self, stream: str, group: str, *ids: str) -> int:
         """Drop entries from the pending list; return how many were there."""

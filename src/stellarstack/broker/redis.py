@@ -10,7 +10,7 @@ never looks like a dead server, and `close()` interrupts them. Every call goes t
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 from redis.asyncio import Redis
@@ -175,6 +175,27 @@ class RedisBroker(Broker):
         raw = await self._sliced(block_ms, read_once)
         return [message for _, entries in raw for message in _messages(entries)]
 
+    async def read_groups(
+        self,
+        streams: Sequence[str],
+        group: str,
+        consumer: str,
+        *,
+        count: int = 10,
+        block_ms: int | None = None,
+    ) -> list[tuple[str, StreamMessage]]:
+        """XREADGROUP GROUP group consumer … STREAMS s1 s2 … > >: one call, one connection."""
+        self._check_open()
+        wanted = dict.fromkeys(streams, ">")
+        if not wanted:
+            return []
+
+        def read_once(block: int | None) -> Awaitable[Any]:
+            return self._client.xreadgroup(group, consumer, wanted, count, block)  # type: ignore[arg-type]
+
+        raw = await self._sliced(block_ms, read_once)
+        return [(str(name), message) for name, entries in raw for message in _messages(entries)]
+
     async def ack(self, stream: str, group: str, *ids: str) -> int:
         """XACK."""
         self._check_open()
@@ -207,9 +228,7 @@ class RedisBroker(Broker):
             pipe.xpending_range(stream, group, message.id, message.id, 1)
         rows = await self._guard.call(pipe.execute())
         deliveries = {row["message_id"]: int(row["times_delivered"]) for r in rows for row in r}
-        return [
-            StreamMessage(m.id, m.fields, deliveries.get(m.id, m.deliveries)) for m in claimed
-        ]
+        return [StreamMessage(m.id, m.fields, deliveries.get(m.id, m.deliveries)) for m in claimed]
 
     async def pending_count(self, stream: str, group: str) -> int:
         """XPENDING summary count."""

@@ -1,9 +1,10 @@
 """The event consumer: every node's event stream, read by the panel's consumer group.
 
-One `StreamConsumer` per node stream, all in consumer group `panel` (`keys.EVENTS_GROUP`):
-each event is applied by exactly one replica, acknowledged after its database transaction
-commits, and taken over by another replica if this one dies holding it (after
-`event_reclaim_after`). Node streams are discovered from the `nodes` table every
+A few `MultiStreamConsumer`s, each reading up to `streams_per_read` node streams with one
+XREADGROUP (so 2,000 nodes cost four blocking connections, not 2,000), all in consumer group
+`panel` (`keys.EVENTS_GROUP`): each event is applied by exactly one replica, acknowledged after
+its database transaction commits, and taken over by another replica if this one dies holding
+it (after `event_reclaim_after`). Node streams are discovered from the `nodes` table every
 `node_discovery_period` (or at once after `refresh()`).
 
 Malformed entries and events claiming another node are logged and acknowledged (dropped):
@@ -22,7 +23,13 @@ from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 
-from stellarstack.broker import Broker, BrokerError, StreamConsumer, StreamMessage, parse_stream_id
+from stellarstack.broker import (
+    Broker,
+    BrokerError,
+    MultiStreamConsumer,
+    StreamMessage,
+    parse_stream_id,
+)
 from stellarstack.logs import get_logger
 from stellarstack.panel.db.models import Node
 from stellarstack.panel.db.session import Database
@@ -62,7 +69,9 @@ class EventIngest:
         fresh_within: timedelta = timedelta(seconds=90),
         block_ms: int = 10_000,
         db_concurrency: int = 20,
+        streams_per_read: int = 500,
     ) -> None:
+        """Ingest every node's events as `consumer` (default: unique to this process)."""
         self.database = database
         self.broker = broker
         self.consumer = consumer or replica_name()
@@ -75,7 +84,10 @@ class EventIngest:
         self.applied = 0
         # Many node streams, one connection pool: bound how many events hit the database at once.
         self._db_slots = asyncio.Semaphore(db_concurrency)
-        self._consumers: dict[uuid.UUID, tuple[StreamConsumer, asyncio.Task[None]]] = {}
+        self.streams_per_read = streams_per_read
+        self._readers: list[tuple[MultiStreamConsumer, asyncio.Task[None]]] = []
+        self._placement: dict[uuid.UUID, MultiStreamConsumer] = {}  # node -> its reader
+        self._nodes_by_stream: dict[str, uuid.UUID] = {}
         self._wake = asyncio.Event()
         self._stop = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -83,7 +95,7 @@ class EventIngest:
     @property
     def node_ids(self) -> set[uuid.UUID]:
         """Nodes whose event stream this replica reads."""
-        return set(self._consumers)
+        return set(self._placement)
 
     def start(self) -> None:
         """Start discovering nodes and consuming their streams."""
@@ -100,8 +112,12 @@ class EventIngest:
         if self._task is not None:
             await asyncio.gather(self._task, return_exceptions=True)
             self._task = None
-        for node_id in list(self._consumers):
-            await self._drop(node_id)
+        for reader, _ in self._readers:
+            reader.stop()
+        await asyncio.gather(*(task for _, task in self._readers), return_exceptions=True)
+        self._readers.clear()
+        self._placement.clear()
+        self._nodes_by_stream.clear()
 
     async def _discover_forever(self) -> None:
         while not self._stop.is_set():
@@ -124,33 +140,48 @@ class EventIngest:
         """Start consumers for new nodes and stop those of deleted ones."""
         async with self.database.sessionmaker() as db:
             current = set((await db.scalars(sa.select(Node.id))).all())
-        for node_id in current - self._consumers.keys():
+        for node_id in current - self._placement.keys():
             self._add(node_id)
-        for node_id in self._consumers.keys() - current:
+        for node_id in self._placement.keys() - current:
             await self._drop(node_id)
 
     def _add(self, node_id: uuid.UUID) -> None:
-        async def handle(message: StreamMessage) -> None:
-            await self.handle(node_id, message)
+        stream = keys.node_events_stream(str(node_id))
+        reader = self._reader_with_room()
+        reader.add_stream(stream)
+        self._placement[node_id] = reader
+        self._nodes_by_stream[stream] = node_id
+        log.info("events.node_followed", node_id=str(node_id), consumer=self.consumer)
 
-        consumer = StreamConsumer(
+    def _reader_with_room(self) -> MultiStreamConsumer:
+        """The least loaded reader with room for one more stream (a new one if all are full)."""
+        open_readers = [r for r, _ in self._readers if len(r.streams) < self.streams_per_read]
+        if open_readers:
+            return min(open_readers, key=lambda r: len(r.streams))
+        reader = MultiStreamConsumer(
             self.broker,
-            keys.node_events_stream(str(node_id)),
             keys.EVENTS_GROUP,
             self.consumer,
-            handle,
+            self._handle_entry,
             batch=50,
             block_ms=self.block_ms,
             min_idle_ms=int(self.reclaim_after * 1000),
         )
-        task = asyncio.create_task(consumer.run(), name=f"panel:events:{node_id}")
-        self._consumers[node_id] = (consumer, task)
-        log.info("events.node_followed", node_id=str(node_id), consumer=self.consumer)
+        name = f"panel:events:{len(self._readers)}"
+        self._readers.append((reader, asyncio.create_task(reader.run(), name=name)))
+        log.info("events.reader_started", readers=len(self._readers), consumer=self.consumer)
+        return reader
 
     async def _drop(self, node_id: uuid.UUID) -> None:
-        consumer, task = self._consumers.pop(node_id)
-        consumer.stop()
-        await asyncio.gather(task, return_exceptions=True)
+        stream = keys.node_events_stream(str(node_id))
+        self._placement.pop(node_id).remove_stream(stream)
+        self._nodes_by_stream.pop(stream, None)
+        log.info("events.node_unfollowed", node_id=str(node_id), consumer=self.consumer)
+
+    async def _handle_entry(self, stream: str, message: StreamMessage) -> None:
+        node_id = self._nodes_by_stream.get(stream)
+        if node_id is not None:  # else the node was deleted meanwhile: leave the entry be
+            await self.handle(node_id, message)
 
     async def handle(self, node_id: uuid.UUID, message: StreamMessage) -> None:
         """Apply one entry of node `node_id`'s stream, then fan it out."""
