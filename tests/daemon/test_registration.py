@@ -27,12 +27,17 @@ from stellarstack.daemon.registration import RegistrationError, register_node
 from stellarstack.panel.app import create_app
 from stellarstack.panel.auth.service import create_user
 from stellarstack.panel.auth.sessions import SESSION_COOKIE, create_session
+from stellarstack.panel.daemon_client import DaemonClient, DaemonUntrusted
 from stellarstack.panel.db import migrate
 from stellarstack.panel.db.enums import Role
 from stellarstack.panel.db.models import Node
 from stellarstack.panel.db.session import Database
 from stellarstack.panel.domain.nodes.ca import NodeCA
-from stellarstack.panel.domain.nodes.daemon_client import node_ssl_context, probe_health
+from stellarstack.panel.domain.nodes.daemon_client import (
+    daemon_health,
+    node_ssl_context,
+    node_tls_factory,
+)
 from stellarstack.serve import listen
 from stellarstack.settings import DaemonSettings, PanelSettings
 from tests.support.services import free_port
@@ -137,25 +142,33 @@ async def test_register_writes_a_private_config_and_the_daemon_serves_verified_t
         assert health.json()["nodeId"] == done.node_id
         assert health.json()["version"] == __version__
 
-        # the panel's own probe: CA + node id verified
-        probe = await panel.admin.get(f"/api/v1/nodes/{done.node_id}/daemon-health")
-        assert probe.status_code == 200
+        # the panel's one daemon client: CA + node id verified
+        probe = await panel.admin.get(f"/api/v1/nodes/{done.node_id}/health")
+        assert probe.status_code == 200, probe.text
         report = probe.json()["data"]
         assert (report["reachable"], report["trusted"], report["status"]) == (True, True, "healthy")
         assert report["nodeId"] == done.node_id and report["error"] is None
+        assert report["version"] == __version__
 
         async with panel.database.sessionmaker() as db:
             node = await db.get(Node, uuid.UUID(done.node_id))
         assert node is not None
-        # another node's name (same CA) and a foreign CA are both refused
-        for context in (
-            node_ssl_context(ca_pem, str(uuid.uuid4())),
-            node_ssl_context(NodeCA.generate().certificate_pem, done.node_id),
+        # another node's name (same CA) and a foreign CA are both refused by the same client
+        impostor = Node(
+            id=uuid.uuid4(), name="impostor", scheme="https", fqdn="127.0.0.1", port=daemon_port
+        )
+        for client, target in (
+            (DaemonClient(timeout=3, tls=node_tls_factory(ca_pem)), impostor),
+            (
+                DaemonClient(timeout=3, tls=node_tls_factory(NodeCA.generate().certificate_pem)),
+                node,
+            ),
         ):
-            async with httpx.AsyncClient(verify=context, timeout=3) as client:
-                report = await probe_health(client, node)
-            assert not report.reachable and not report.trusted
-            assert report.error and "certificate" in report.error
+            try:
+                with pytest.raises(DaemonUntrusted, match="certificate"):
+                    await daemon_health(client, target)
+            finally:
+                await client.aclose()
         # plain HTTP gets nothing out of the TLS port
         async with httpx.AsyncClient(timeout=3) as plain:
             with pytest.raises(httpx.HTTPError):

@@ -217,14 +217,14 @@ ROUTES: dict[tuple[str, str], Entry] = {
         body=lambda w, a: {"permissions": ["server.view"]},
     ),
     ("DELETE", S + "/{subuser_id}"): Entry(on_server(204, ADMINS), prepare=_fresh_subuser),
-    # nodes and commands (commands work; admins by role). Ids are random: a caller who gets
-    # past the guard meets a 404 for the missing node or command.
+    # nodes and commands (commands work; node.view looks, node.settings sends). Ids are random:
+    # a caller who gets past the guard meets a 404 for the missing node or command.
     ("GET", "/api/v1/commands/{command_id}"): Entry(signed_in(404)),
     ("POST", "/api/v1/nodes/{node_id}/commands"): Entry(
-        Rule(404, frozenset(ADMINS)), body=lambda w, a: {"type": "node.ping"}
+        platform(404, ADMINS), body=lambda w, a: {"type": "node.ping"}
     ),
-    ("POST", "/api/v1/nodes/{node_id}/ping"): Entry(Rule(404, frozenset(ADMINS))),
-    ("GET", "/api/v1/nodes/{node_id}/health"): Entry(Rule(404, frozenset(ADMINS))),
+    ("POST", "/api/v1/nodes/{node_id}/ping"): Entry(platform(404, ADMINS)),
+    ("GET", "/api/v1/nodes/{node_id}/health"): Entry(platform(404, STAFF)),
     # blueprints (blueprints work): everyone signed in browses; admins import and sync
     ("GET", "/api/v1/blueprints"): Entry(signed_in(200)),
     ("GET", "/api/v1/blueprints/{ref}"): Entry(signed_in(404)),
@@ -243,11 +243,8 @@ ROUTES: dict[tuple[str, str], Entry] = {
     ("POST", "/api/v1/nodes/{node_id}/allocations"): Entry(
         platform(404, ADMINS), body=lambda w, a: {"ip": "127.0.0.1", "ports": [25565]}
     ),
-    ("DELETE", "/api/v1/nodes/{node_id}/allocations/{allocation_id}"): Entry(
-        platform(404, ADMINS)
-    ),
+    ("DELETE", "/api/v1/nodes/{node_id}/allocations/{allocation_id}"): Entry(platform(404, ADMINS)),
     ("GET", "/api/v1/nodes/{node_id}/stats"): Entry(platform(404, STAFF)),
-    ("GET", "/api/v1/nodes/{node_id}/daemon-health"): Entry(platform(404, STAFF)),
     ("POST", "/api/v1/admin/nodes/token"): Entry(platform(422, ADMINS), body=lambda w, a: {}),
     ("POST", "/api/v1/nodes/register"): Entry(public(422), body=lambda w, a: {}),
     ("GET", "/api/v1/nodes/install-daemon.sh"): Entry(public(200)),

@@ -1,4 +1,8 @@
-"""The daemon client on real sockets: answers, refusals, silence, and the circuit breaker."""
+"""The daemon client on real sockets: answers, refusals, silence, identity, the circuit breaker.
+
+TLS verification with the panel CA and the node id runs against a real daemon in
+`tests/daemon/test_registration.py`.
+"""
 
 from __future__ import annotations
 
@@ -18,6 +22,7 @@ from stellarstack.panel.daemon_client import (
     DaemonClient,
     DaemonUnavailable,
 )
+from stellarstack.panel.domain.nodes.daemon_client import daemon_health
 from tests.support.services import free_port
 
 
@@ -36,6 +41,7 @@ class DaemonStub:
     """A real TCP server that answers /health, or accepts and stays silent."""
 
     silent: bool = False
+    node_id: str = "n"
     hits: int = 0
     server: asyncio.Server | None = None
 
@@ -44,7 +50,9 @@ class DaemonStub:
         await reader.readuntil(b"\r\n\r\n")
         if self.silent:
             await asyncio.sleep(30)
-        body = json.dumps({"status": "healthy", "version": "0.1.0", "nodeId": "n"}).encode()
+        body = json.dumps(
+            {"status": "healthy", "version": "0.1.0", "nodeId": self.node_id}
+        ).encode()
         writer.write(
             b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n"
             + f"content-length: {len(body)}\r\n\r\n".encode()
@@ -149,3 +157,33 @@ def test_breakers_are_per_node() -> None:
     client.breaker(a).record_failure()
     assert client.breaker(a).state == BreakerState.OPEN
     assert client.breaker(b).state is BreakerState.CLOSED
+
+
+async def test_a_daemon_claiming_another_node_id_is_reachable_but_not_trusted(
+    client: DaemonClient, stub: tuple[DaemonStub, FakeNode]
+) -> None:
+    daemon, node = stub
+    daemon.node_id = "x" * 500  # hostile: long, and not this node
+    health = await daemon_health(client, node)
+    assert health.reachable and not health.trusted and health.status is None
+    assert health.error is not None and len(health.error) < 200
+
+
+async def test_plain_http_answers_are_never_called_trusted(
+    client: DaemonClient, stub: tuple[DaemonStub, FakeNode]
+) -> None:
+    daemon, node = stub
+    daemon.node_id = str(node.id)
+    health = await daemon_health(client, node)
+    assert (health.reachable, health.trusted, health.status) == (True, False, "healthy")
+    assert health.node_id == str(node.id) and health.error and "HTTP" in health.error
+
+
+async def test_forgetting_a_node_drops_its_open_breaker(client: DaemonClient) -> None:
+    node = FakeNode(free_port())
+    for _ in range(2):
+        with pytest.raises(DaemonUnavailable):
+            await client.health(node)
+    assert client.breaker(node.id).state is BreakerState.OPEN
+    await client.forget(node.id)
+    assert client.breaker(node.id).state is BreakerState.CLOSED

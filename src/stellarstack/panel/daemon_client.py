@@ -5,9 +5,10 @@ breaker is open and calls fail at once with `CircuitOpen` (no socket is touched)
 `reset_after` seconds pass; then one probe call is let through (half-open): success closes
 the breaker, failure opens it again. So an offline node never makes a page or API call hang.
 
-TLS: daemons serve HTTPS with a certificate from the panel's CA (the registration work's
-`panel/domain/nodes/ca.py`). Pass `tls=` a function returning, for a node, the SSL context
-that trusts that CA and checks the node id; until then HTTPS uses the system trust store.
+TLS: daemons serve HTTPS with a certificate from the panel's CA. The panel passes
+`tls=node_tls_factory(ca_pem)` (`panel/domain/nodes/daemon_client.py`): for each node, an SSL
+context that trusts that CA alone and checks the node id. A certificate that fails that check
+raises `DaemonUntrusted`. Without `tls=`, HTTPS uses the system trust store.
 
 Usage::
 
@@ -20,7 +21,8 @@ Usage::
 
 Errors::
 
-    DaemonUnavailable      the call failed (refused, timed out, TLS, 5xx)
+    DaemonUnavailable      the call failed (refused, timed out, 5xx)
+    ├── DaemonUntrusted    the daemon's certificate is not the node's (foreign CA, other node)
     └── CircuitOpen        not attempted: the node's breaker is open
 """
 
@@ -43,6 +45,7 @@ __all__ = [
     "CircuitOpen",
     "DaemonClient",
     "DaemonUnavailable",
+    "DaemonUntrusted",
     "NodeAddress",
     "TlsFactory",
 ]
@@ -56,6 +59,10 @@ class DaemonUnavailable(Exception):
     def __init__(self, message: str, *, retry_after: float = 0.0) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class DaemonUntrusted(DaemonUnavailable):
+    """The daemon answered TLS with a certificate that is not the node's own."""
 
 
 class CircuitOpen(DaemonUnavailable):
@@ -183,8 +190,9 @@ class DaemonClient:
         client = self._clients.get(node.id)
         if client is None:
             verify = self._tls(node) if self._tls is not None else True
+            host = f"[{node.fqdn}]" if ":" in node.fqdn else node.fqdn
             client = httpx.AsyncClient(
-                base_url=f"{node.scheme}://{node.fqdn}:{node.port}",
+                base_url=f"{node.scheme}://{host}:{node.port}",
                 timeout=self.timeout,
                 verify=verify,
                 limits=httpx.Limits(max_connections=20, max_keepalive_connections=5),
@@ -209,6 +217,12 @@ class DaemonClient:
         except httpx.HTTPError as exc:
             breaker.record_failure()
             reason = str(exc) or type(exc).__name__
+            if _untrusted(exc):
+                log.warning("daemon_client.untrusted", node_id=str(node.id), error=reason)
+                raise DaemonUntrusted(
+                    f"node {node.id} presented a certificate that is not its own: {reason}",
+                    retry_after=breaker.retry_after,
+                ) from exc
             log.info("daemon_client.call_failed", node_id=str(node.id), path=path, error=reason)
             raise DaemonUnavailable(
                 f"node {node.id} did not answer: {reason}", retry_after=breaker.retry_after
@@ -234,12 +248,25 @@ class DaemonClient:
             raise DaemonUnavailable(f"node {node.id} sent a malformed health answer")
         return body
 
-    def forget(self, node_id: uuid.UUID) -> None:
-        """Drop a node's breaker (its client is closed by aclose)."""
+    async def forget(self, node_id: uuid.UUID) -> None:
+        """Drop a node's breaker and close its connection pool (after it is deleted)."""
         self._breakers.pop(node_id, None)
+        client = self._clients.pop(node_id, None)
+        if client is not None:
+            await client.aclose()
 
     async def aclose(self) -> None:
         """Close every connection pool."""
         clients, self._clients = list(self._clients.values()), {}
         for client in clients:
             await client.aclose()
+
+
+def _untrusted(exc: BaseException) -> bool:
+    """Whether a failed call failed on certificate verification."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, ssl.SSLCertVerificationError):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return "CERTIFICATE_VERIFY_FAILED" in str(exc)

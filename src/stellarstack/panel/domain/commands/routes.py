@@ -2,29 +2,40 @@
 
 - `GET  /api/v1/commands/{id}?wait=S` — a command (admins, or the owner of its server);
   `wait` long-polls up to S seconds for it to finish.
-- `POST /api/v1/nodes/{id}/commands` — admins: queue any command type for a node (202).
-- `POST /api/v1/nodes/{id}/ping?wait=S` — admins: a `node.ping` round trip through the broker.
-- `GET  /api/v1/nodes/{id}/health` — admins: ask the daemon over HTTP (503 at once when its
-  circuit breaker is open).
+- `POST /api/v1/nodes/{id}/commands` — `node.settings`: queue any command type for a node (202).
+- `POST /api/v1/nodes/{id}/ping?wait=S` — `node.settings`: a `node.ping` round trip through the
+  broker.
+- `GET  /api/v1/nodes/{id}/health` — `node.view`: ask the daemon over HTTPS verified with the
+  panel CA and the node id (503 when it does not answer or is not trusted; 503 at once, with
+  Retry-After, while its circuit breaker is open).
 """
 
 from __future__ import annotations
 
 import math
 import uuid
+from dataclasses import asdict
 from typing import Annotated
 
 import sqlalchemy as sa
 from fastapi import APIRouter, Query, Request, status
 
-from stellarstack.panel.daemon_client import DaemonClient, DaemonUnavailable
+from stellarstack.panel.daemon_client import (
+    CircuitOpen,
+    DaemonClient,
+    DaemonUnavailable,
+    DaemonUntrusted,
+)
 from stellarstack.panel.db.enums import ActorType, Role
 from stellarstack.panel.db.models import Node, NodeCommand, Server, User
 from stellarstack.panel.deps import BrokerDep, CurrentUser, DbSession, SettingsDep, get_database
 from stellarstack.panel.domain.audit.service import Actor, record
-from stellarstack.panel.domain.commands.schemas import CommandOut, NewCommand, NodeHealthOut
+from stellarstack.panel.domain.commands.schemas import CommandOut, NewCommand
 from stellarstack.panel.domain.commands.service import FINISHED, send_command, wait_for
-from stellarstack.panel.errors import DependencyUnavailable, Forbidden, NotFound
+from stellarstack.panel.domain.nodes.access import NodeEditor, NodeViewer
+from stellarstack.panel.domain.nodes.daemon_client import daemon_health
+from stellarstack.panel.domain.nodes.schemas import DaemonProbeOut
+from stellarstack.panel.errors import DependencyUnavailable, NotFound
 from stellarstack.panel.schemas import Envelope, ok
 from stellarstack.protocol.commands import CommandType
 
@@ -36,11 +47,6 @@ ADMIN_ROLES = frozenset({Role.ADMIN, Role.SUPER_ADMIN})
 MAX_WAIT = 10.0
 
 Wait = Annotated[float, Query(ge=0, le=MAX_WAIT, description="Seconds to wait for the outcome.")]
-
-
-def _require_admin(user: User) -> None:
-    if user.role not in ADMIN_ROLES:
-        raise Forbidden("Only administrators can do this.")
 
 
 async def _node(db: DbSession, node_id: uuid.UUID) -> Node:
@@ -101,10 +107,9 @@ async def queue_command(
     db: DbSession,
     broker: BrokerDep,
     settings: SettingsDep,
-    user: CurrentUser,
+    user: NodeEditor,
 ) -> Envelope[CommandOut]:
-    """Queue a command for a node's daemon (admins); follow it at `/commands/{id}`."""
-    _require_admin(user)
+    """Queue a command for a node's daemon (`node.settings`); follow it at `/commands/{id}`."""
     node = await _node(db, node_id)
     command = await send_command(
         db,
@@ -133,11 +138,10 @@ async def ping_node(
     db: DbSession,
     broker: BrokerDep,
     settings: SettingsDep,
-    user: CurrentUser,
+    user: NodeEditor,
     wait: Wait = 5.0,
 ) -> Envelope[CommandOut]:
     """Send `node.ping` through the broker and wait up to `wait` seconds for the answer."""
-    _require_admin(user)
     node = await _node(db, node_id)
     ttl = max(1.0, math.ceil(wait) + 5.0)
     command = await send_command(
@@ -151,29 +155,33 @@ async def ping_node(
     return ok(await _settled(request, db, command, wait))
 
 
-@router.get("/nodes/{node_id}/health", response_model=Envelope[NodeHealthOut])
+@router.get("/nodes/{node_id}/health", response_model=Envelope[DaemonProbeOut])
 async def probe_node(
-    node_id: uuid.UUID, request: Request, db: DbSession, user: CurrentUser
-) -> Envelope[NodeHealthOut]:
-    """Ask the node's daemon for its health over HTTP; 503 fast when it is not answering."""
-    _require_admin(user)
+    node_id: uuid.UUID, request: Request, db: DbSession, user: NodeViewer
+) -> Envelope[DaemonProbeOut]:
+    """Ask the node's daemon for its health over verified TLS; 503 when it cannot be trusted."""
     node = await _node(db, node_id)
     client: DaemonClient = request.app.state.daemon_client
     try:
-        body = await client.health(node)
+        health = await daemon_health(client, node)
     except DaemonUnavailable as exc:
-        retry = str(max(1, math.ceil(exc.retry_after)))
         raise DependencyUnavailable(
-            f"The daemon of node {node.name!r} is not answering ({exc}).",
-            headers={"Retry-After": retry},
+            _unavailable_reason(node.name, exc),
+            headers={"Retry-After": str(max(1, math.ceil(exc.retry_after)))},
         ) from exc
-    return ok(
-        NodeHealthOut(
-            node_id=node.id,
-            reachable=True,
-            status=str(body.get("status", "unknown"))[:32],
-            version=str(body["version"])[:64] if body.get("version") else None,
-            runtime=str(body["runtime"])[:32] if body.get("runtime") else None,
-            breaker=client.breaker(node.id).state.value,
+    return ok(DaemonProbeOut.model_validate(asdict(health)))
+
+
+def _unavailable_reason(name: str, exc: DaemonUnavailable) -> str:
+    """What a person reads when the daemon could not be asked."""
+    if isinstance(exc, CircuitOpen):
+        return (
+            f"The daemon of node {name!r} is not answering; the panel tries again in "
+            f"{max(1, math.ceil(exc.retry_after))} s."
         )
-    )
+    if isinstance(exc, DaemonUntrusted):
+        return (
+            f"The daemon of node {name!r} presented a certificate that is not this node's: "
+            "re-register the daemon, or check that the node's address points at it."
+        )
+    return f"The daemon of node {name!r} is not answering ({exc})."

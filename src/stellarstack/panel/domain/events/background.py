@@ -1,7 +1,8 @@
 """The panel's background work: event ingestion on every replica, sweeps on one.
 
 - `EventIngest` runs on every replica; the consumer group hands each event to one of them.
-- `DaemonClient` (per-node circuit breakers) is shared by the routes of this process.
+- `DaemonClient` (per-node circuit breakers, TLS verified with the panel CA and the node id)
+  is the one panel → daemon client, shared by the routes of this process.
 - The health sweep and command tracking run under the `node-health` lease, so exactly one
   replica does them at a time (Redis lease; in process on the embedded default).
 
@@ -16,11 +17,13 @@ from dataclasses import dataclass
 from fastapi import FastAPI
 
 from stellarstack.broker import Broker
-from stellarstack.panel.daemon_client import DaemonClient
+from stellarstack.panel.daemon_client import DaemonClient, TlsFactory
 from stellarstack.panel.db.session import Database
 from stellarstack.panel.domain.commands.tracking import track_commands
 from stellarstack.panel.domain.events.consumer import EventIngest
+from stellarstack.panel.domain.nodes.daemon_client import node_tls_factory
 from stellarstack.panel.domain.nodes.health import HealthThresholds, sweep_node_health
+from stellarstack.panel.domain.nodes.pki import NodePki
 from stellarstack.panel.leases import LeasedLoop, LeaseStore, lease_store
 from stellarstack.settings import PanelSettings
 
@@ -41,8 +44,15 @@ class Background:
     daemon_client: DaemonClient
 
     @classmethod
-    def start(cls, settings: PanelSettings, database: Database, broker: Broker) -> Background:
-        """Start ingestion and the leased sweep loop."""
+    def start(
+        cls,
+        settings: PanelSettings,
+        database: Database,
+        broker: Broker,
+        *,
+        tls: TlsFactory | None = None,
+    ) -> Background:
+        """Start ingestion and the leased sweep loop; `tls` verifies the daemons called."""
         thresholds = HealthThresholds.from_settings(settings)
         ingest = EventIngest(
             database,
@@ -70,6 +80,7 @@ class Background:
             timeout=settings.daemon_timeout,
             failures_to_open=settings.daemon_breaker_failures,
             reset_after=settings.daemon_breaker_reset,
+            tls=tls,
         )
         return cls(ingest, sweeper, leases, task, client)
 
@@ -83,8 +94,13 @@ class Background:
 
 
 async def start_background(app: FastAPI) -> None:
-    """Start the background work for the app's database and broker."""
-    background = Background.start(app.state.settings, app.state.database, app.state.broker)
+    """Start the background work; the daemon client trusts the panel CA (loaded here)."""
+    pki: NodePki | None = getattr(app.state, "node_pki", None)
+    if pki is None:
+        pki = NodePki.load(app.state.settings)
+        app.state.node_pki = pki
+    tls = node_tls_factory(pki.ca.certificate_pem)
+    background = Background.start(app.state.settings, app.state.database, app.state.broker, tls=tls)
     app.state.background = background
     app.state.daemon_client = background.daemon_client
 

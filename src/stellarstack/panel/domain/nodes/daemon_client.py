@@ -3,10 +3,11 @@
 The TLS server name checked is `node_tls_name(node_id)`, whatever address the URL holds, so
 a valid certificate of *another* node (same CA) fails verification just as a foreign CA does.
 `node_ssl_context` gives such a context for one node; `node_tls_factory` adapts it to the
-`tls=` hook of `panel.daemon_client.DaemonClient` (timeouts and the circuit breaker)::
+`tls=` hook of the panel's one daemon client, `panel.daemon_client.DaemonClient` (timeouts
+and the circuit breaker); `daemon_health` asks a daemon through that client::
 
-    async with daemon_client(ca_pem, node_id, timeout=5) as client:
-        report = await probe_health(client, node)   # DaemonProbe(reachable=..., trusted=...)
+    client = DaemonClient(timeout=3, tls=node_tls_factory(pki.ca.certificate_pem))
+    health = await daemon_health(client, node)   # DaemonHealth(reachable=..., trusted=...)
 """
 
 from __future__ import annotations
@@ -17,20 +18,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-import httpx
-
 from stellarstack.logs import get_logger
-from stellarstack.panel.db.models import Node
+from stellarstack.panel.daemon_client import DaemonClient, NodeAddress
 from stellarstack.panel.domain.nodes.ca import node_tls_name
 
 __all__ = [
-    "DaemonProbe",
+    "DaemonHealth",
     "NodeSSLContext",
-    "daemon_client",
-    "daemon_url",
+    "daemon_health",
     "node_ssl_context",
     "node_tls_factory",
-    "probe_health",
 ]
 
 log = get_logger(__name__)
@@ -83,19 +80,9 @@ def node_tls_factory(ca_pem: str) -> Callable[[_Addressed], ssl.SSLContext | boo
     return for_node
 
 
-def daemon_client(ca_pem: str, node_id: str | uuid.UUID, *, timeout: float) -> httpx.AsyncClient:
-    """An HTTP client for one node's daemon: its context, short timeouts, no redirects."""
-    return httpx.AsyncClient(
-        verify=node_ssl_context(ca_pem, node_id),
-        timeout=httpx.Timeout(timeout, connect=min(timeout, 3.0)),
-        follow_redirects=False,
-        trust_env=False,
-    )
-
-
 @dataclass(frozen=True, slots=True)
-class DaemonProbe:
-    """What `GET /health` on a daemon said (or why it could not be asked)."""
+class DaemonHealth:
+    """What a daemon said to `GET /health`, and whether it is the node it should be."""
 
     reachable: bool
     trusted: bool
@@ -105,34 +92,24 @@ class DaemonProbe:
     error: str | None = None
 
 
-def daemon_url(node: Node, path: str) -> str:
-    """The URL of `path` on the node's daemon."""
-    host = f"[{node.fqdn}]" if ":" in node.fqdn else node.fqdn
-    return f"{node.scheme}://{host}:{node.port}{path}"
+def _text(value: object, limit: int) -> str | None:
+    return None if value is None else str(value)[:limit]
 
 
-async def probe_health(client: httpx.AsyncClient, node: Node) -> DaemonProbe:
-    """Ask the node's daemon for /health over verified TLS; never raises for network trouble."""
-    try:
-        response = await client.get(daemon_url(node, "/health"))
-    except httpx.ConnectError as exc:
-        if isinstance(exc.__context__, ssl.SSLCertVerificationError) or "CERTIFICATE" in str(exc):
-            log.warning("nodes.daemon_untrusted", node_id=str(node.id), error=str(exc))
-            return DaemonProbe(False, False, error=f"certificate not trusted: {exc}")
-        return DaemonProbe(False, False, error=f"unreachable: {exc}")
-    except httpx.HTTPError as exc:
-        return DaemonProbe(False, False, error=f"unreachable: {exc!r}")
-    try:
-        body = response.json()
-    except ValueError:
-        body = {}
-    reported = body.get("nodeId") or body.get("node_id") if isinstance(body, dict) else None
+async def daemon_health(client: DaemonClient, node: NodeAddress) -> DaemonHealth:
+    """Ask the node's daemon for its health; raises `DaemonUnavailable` (and subclasses)."""
+    body = await client.health(node)
+    reported = body.get("nodeId") or body.get("node_id")
     if reported is not None and str(reported) != str(node.id):
-        return DaemonProbe(True, False, error=f"the daemon says it is node {reported!s:.64}")
-    return DaemonProbe(
-        True,
-        node.scheme == "https",
-        status=str(body.get("status")) if isinstance(body, dict) else None,
-        version=str(body.get("version")) if isinstance(body, dict) else None,
-        node_id=str(reported) if reported else None,
+        log.warning("nodes.daemon_wrong_node", node_id=str(node.id), reported=_text(reported, 64))
+        return DaemonHealth(
+            True, False, error=f"The daemon says it is node {_text(reported, 64)}, not this one."
+        )
+    return DaemonHealth(
+        reachable=True,
+        trusted=node.scheme == "https",  # over https the client verified the CA and node id
+        status=_text(body.get("status", "unknown"), 32),
+        version=_text(body.get("version"), 64),
+        node_id=_text(reported, 64),
+        error=None if node.scheme == "https" else "Plain HTTP: the daemon's identity is unchecked.",
     )

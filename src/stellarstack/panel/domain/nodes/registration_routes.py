@@ -20,6 +20,7 @@ from stellarstack.panel.domain.nodes.schemas import (
     RegistrationTokenCreate,
     RegistrationTokenOut,
 )
+from stellarstack.panel.domain.nodes.service import rediscover_nodes
 from stellarstack.panel.errors import NotFound, PanelError
 from stellarstack.panel.schemas import Envelope, ok
 
@@ -87,6 +88,8 @@ async def register(
         node.id,
         details={"name": node.name, "hostname": body.hostname, "version": body.version},
     )
+    await db.commit()  # the event consumer must find the node when it looks
+    rediscover_nodes(request.app.state)
     return ok(registered)
 
 

@@ -3,25 +3,23 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import asdict
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 
+from stellarstack.panel.daemon_client import DaemonClient
 from stellarstack.panel.db.enums import ActorType
 from stellarstack.panel.db.models import User
-from stellarstack.panel.deps import DbSession, SettingsDep, client_ip
+from stellarstack.panel.deps import DbSession, client_ip
 from stellarstack.panel.domain.audit.service import Actor, record
 from stellarstack.panel.domain.nodes import allocations as alloc
 from stellarstack.panel.domain.nodes import service
 from stellarstack.panel.domain.nodes.access import NodeEditor, NodeRemover, NodeViewer
-from stellarstack.panel.domain.nodes.daemon_client import daemon_client, probe_health
 from stellarstack.panel.domain.nodes.pki import NodePki, node_pki
 from stellarstack.panel.domain.nodes.schemas import (
     AllocationBatch,
     AllocationCreate,
     AllocationOut,
-    DaemonProbeOut,
     NodeCredentialsOut,
     NodeOut,
     NodeServerOut,
@@ -83,6 +81,11 @@ async def delete_node(
     await record(
         db, _actor(request, user), "node.delete", "node", node.id, details={"name": node.name}
     )
+    await db.commit()  # the event consumer must no longer find the node when it looks
+    service.rediscover_nodes(request.app.state)
+    client: DaemonClient | None = getattr(request.app.state, "daemon_client", None)
+    if client is not None:
+        await client.forget(node.id)
     return Response(status_code=204)
 
 
@@ -157,16 +160,3 @@ async def delete_allocation(
 async def node_stats(node_id: str, user: NodeViewer, db: DbSession) -> Envelope[NodeStats]:
     """The node's latest heartbeat metrics (the detail page polls this for its charts)."""
     return ok(service.node_stats(await service.get_node(db, node_id)))
-
-
-@router.get("/{node_id}/daemon-health")
-async def daemon_health(
-    node_id: str, user: NodeViewer, db: DbSession, pki: PkiDep, settings: SettingsDep
-) -> Envelope[DaemonProbeOut]:
-    """Ask the node's daemon for /health over TLS verified with the panel CA and the node id."""
-    node = await service.get_node(db, node_id)
-    async with daemon_client(
-        pki.ca.certificate_pem, node.id, timeout=settings.daemon_timeout
-    ) as client:
-        probe = await probe_health(client, node)
-    return ok(DaemonProbeOut.model_validate(asdict(probe)))

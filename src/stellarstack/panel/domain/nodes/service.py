@@ -34,6 +34,7 @@ __all__ = [
     "node_servers",
     "node_stats",
     "parse_node_id",
+    "rediscover_nodes",
     "rotate_node_token",
     "update_node",
 ]
@@ -169,3 +170,11 @@ async def rotate_node_token(db: AsyncSession, node: Node, credentials: NodeCrede
     await credentials.rotate(str(node.id), node.api_token_hash)
     log.info("nodes.token_rotated", node_id=str(node.id))
     return token
+
+
+def rediscover_nodes(app_state: object) -> None:
+    """Tell the event consumer to look for new or deleted node streams now, if it runs."""
+    ingest = getattr(getattr(app_state, "background", None), "ingest", None)
+    refresh = getattr(ingest, "refresh", None)
+    if callable(refresh):
+        refresh()
