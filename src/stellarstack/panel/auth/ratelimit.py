@@ -4,6 +4,10 @@ Each policy is a rate (`limits` notation, "10/minute") applied to one kind of ke
 sign-ins from one address fills that address's bucket and nobody else's. Storage is in memory
 on the embedded default and in Redis when `REDIS_URL` is set, so replicas share the counts.
 
+A limiter whose storage is unreachable (Redis restarting) fails open: the request goes on, a
+warning is logged (at most once every few seconds) and `storage_failures` counts the misses.
+Taking the whole API down with Redis would be worse than a few seconds without limits.
+
 Usage from another module (the 2FA challenge, for example)::
 
     limiter = rate_limiter(request)
@@ -17,12 +21,14 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Annotated
+from collections.abc import Awaitable
+from typing import Annotated, TypeVar
 
 from fastapi import Depends, Request
-from limits import RateLimitItem, parse
+from limits import RateLimitItem, WindowStats, parse
 from limits.aio.storage import MemoryStorage, RedisStorage, Storage
 from limits.aio.strategies import MovingWindowRateLimiter
+from limits.errors import StorageError
 
 from stellarstack.logs import get_logger
 from stellarstack.panel.db.enums import Role
@@ -43,6 +49,13 @@ __all__ = [
 log = get_logger(__name__)
 
 _ADMIN_ROLES = frozenset({Role.ADMIN, Role.SUPER_ADMIN})
+# A Redis that does not answer within this long counts as down (fail open), so a hung
+# server costs each request a bounded delay instead of hanging it.
+REDIS_TIMEOUT_SECONDS = 0.5
+# Storage outages are logged at most this often: a flood of requests must not flood the log.
+OUTAGE_LOG_INTERVAL_SECONDS = 10.0
+
+_T = TypeVar("_T")
 
 # Policy name -> rate. Each guarded action has three buckets (see `RateLimiter.attempt`):
 #   <action>.ip          the caller's address, whatever account it tries;
@@ -83,6 +96,8 @@ class RateLimiter:
         """Parse every rate up front, so a typo in the settings fails at start, not at use."""
         self._storage = storage
         self._strategy = MovingWindowRateLimiter(storage)
+        self.storage_failures = 0
+        self._last_outage_log = -math.inf
         try:
             self._policies: dict[str, RateLimitItem] = {
                 name: parse(rate) for name, rate in policies.items()
@@ -100,7 +115,14 @@ class RateLimiter:
             uri = settings.redis_url.replace("redis://", "async+redis://", 1).replace(
                 "rediss://", "async+rediss://", 1
             )
-            storage = RedisStorage(uri, implementation="redispy", key_prefix="stellar:limits")
+            storage = RedisStorage(
+                uri,
+                implementation="redispy",
+                key_prefix="stellar:limits",
+                wrap_exceptions=True,
+                socket_timeout=REDIS_TIMEOUT_SECONDS,
+                socket_connect_timeout=REDIS_TIMEOUT_SECONDS,
+            )
         else:
             storage = MemoryStorage()
         return cls(
@@ -117,10 +139,27 @@ class RateLimiter:
         except KeyError:
             raise KeyError(f"no rate limit policy named {name!r}") from None
 
+    async def _guarded(self, name: str, call: Awaitable[_T], fallback: _T) -> _T:
+        """Await a storage call; on a storage outage log, count and return `fallback`."""
+        try:
+            return await call
+        except StorageError as exc:
+            self.storage_failures += 1
+            now = time.monotonic()
+            if now - self._last_outage_log >= OUTAGE_LOG_INTERVAL_SECONDS:
+                self._last_outage_log = now
+                log.warning(
+                    "ratelimit.storage_unavailable",
+                    policy=name,
+                    error=type(exc.storage_error).__name__,
+                    failures=self.storage_failures,
+                )
+            return fallback
+
     async def hit(self, name: str, key: str) -> None:
         """Count one attempt against `key` under policy `name`; 429 when the bucket is full."""
         item = self.policy(name)
-        if await self._strategy.hit(item, name, key[:256]):
+        if await self._guarded(name, self._strategy.hit(item, name, key[:256]), True):
             return
         retry_after = await self.retry_after(name, key)
         log.warning("ratelimit.exceeded", policy=name, retry_after=retry_after)
@@ -128,7 +167,8 @@ class RateLimiter:
 
     async def check(self, name: str, key: str) -> None:
         """Raise 429 when `key`'s bucket under policy `name` is full, without counting."""
-        if not await self._strategy.test(self.policy(name), name, key[:256]):
+        test = self._strategy.test(self.policy(name), name, key[:256])
+        if not await self._guarded(name, test, True):
             retry_after = await self.retry_after(name, key)
             log.warning("ratelimit.exceeded", policy=name, retry_after=retry_after)
             raise RateLimited(retry_after, f"Too many attempts. Try again in {retry_after} s.")
@@ -162,12 +202,18 @@ class RateLimiter:
 
     async def retry_after(self, name: str, key: str) -> int:
         """Seconds until `key` may try again under policy `name` (at least 1)."""
-        stats = await self._strategy.get_window_stats(self.policy(name), name, key[:256])
-        return max(1, math.ceil(stats.reset_time - time.time()))
+        stats = self._strategy.get_window_stats(self.policy(name), name, key[:256])
+        reset_time = await self._guarded(name, _reset_time(stats), time.time() + 60)
+        return max(1, math.ceil(reset_time - time.time()))
 
     async def clear(self, name: str, key: str) -> None:
         """Forget the attempts of `key` (a successful sign-in clears its account's bucket)."""
-        await self._strategy.clear(self.policy(name), name, key[:256])
+        await self._guarded(name, self._strategy.clear(self.policy(name), name, key[:256]), None)
+
+
+async def _reset_time(stats: Awaitable[WindowStats]) -> float:
+    """When a window's oldest counted attempt expires (epoch seconds)."""
+    return (await stats).reset_time
 
 
 def rate_limiter(request: Request) -> RateLimiter:
