@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import re
+import uuid
 
+import sqlalchemy as sa
+
+from stellarstack.panel.db.models import Node
 from tests.panel.nodes.conftest import NodePanel, registration_body
+from tests.support.services import free_port
 
 HTML = {"accept": "text/html"}
 HOSTILE = "<script>alert(1)</script>"
@@ -60,3 +65,31 @@ async def test_the_detail_page_adds_ports_and_changes_status(sqlite_panel: NodeP
     assert drained.status_code == 303
     assert "Draining" in (await sqlite_panel.admin.get(url, headers=HTML)).text
     assert (await sqlite_panel.admin.get("/nodes/not-a-node", headers=HTML)).status_code == 404
+
+
+async def test_the_detail_page_asks_the_daemon_through_the_panel_client(
+    sqlite_panel: NodePanel,
+) -> None:
+    token = await sqlite_panel.token(HOSTILE)
+    registered = await sqlite_panel.anonymous.post(
+        "/api/v1/nodes/register", json=registration_body(), headers={"X-Registration-Token": token}
+    )
+    node_id = registered.json()["data"]["nodeId"]
+    async with sqlite_panel.database.sessionmaker() as db:
+        await db.execute(
+            sa.update(Node)
+            .where(Node.id == uuid.UUID(node_id))
+            .values(scheme="https", fqdn="127.0.0.1", port=free_port())
+        )
+        await db.commit()
+    page = await sqlite_panel.admin.get(f"/nodes/{node_id}", headers=HTML)
+    assert f'hx-get="/nodes/{node_id}/daemon"' in page.text
+    answer = await sqlite_panel.admin.get(f"/nodes/{node_id}/daemon", headers=HTML)
+    assert answer.status_code == 200 and "<html" not in answer.text
+    assert "is not answering" in answer.text
+    assert HOSTILE not in answer.text and "&lt;script&gt;" in answer.text
+    assert (
+        await sqlite_panel.player.get(f"/nodes/{node_id}/daemon", headers=HTML)
+    ).status_code == 403
+    missing = await sqlite_panel.admin.get(f"/nodes/{uuid.uuid4()}/daemon", headers=HTML)
+    assert missing.status_code == 404

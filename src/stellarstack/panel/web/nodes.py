@@ -8,12 +8,14 @@ from fastapi import APIRouter, Form, Request
 from pydantic import ValidationError
 from starlette.responses import Response
 
+from stellarstack.panel.daemon_client import DaemonClient, DaemonUnavailable
 from stellarstack.panel.db.enums import ActorType
 from stellarstack.panel.db.models import User
 from stellarstack.panel.deps import DbSession, SettingsDep, client_ip
 from stellarstack.panel.domain.audit.service import Actor, record
 from stellarstack.panel.domain.nodes import allocations as alloc
 from stellarstack.panel.domain.nodes import service
+from stellarstack.panel.domain.nodes.daemon_client import daemon_health, unavailable_reason
 from stellarstack.panel.domain.nodes.registration import create_registration_token
 from stellarstack.panel.domain.nodes.schemas import (
     AllocationCreate,
@@ -151,3 +153,15 @@ async def change_status(
         await record(db, _actor(request, user), "node.update", "node", node.id, details=changes)
     set_flashes(response, request, Flash(f"{node.name} is now {node.status.value}.", "success"))
     return response
+
+
+@router.get("/nodes/{node_id}/daemon")
+async def daemon_check(request: Request, node_id: str, user: NodeAdmin, db: DbSession) -> Response:
+    """Ask the node's daemon now through the panel's daemon client (an htmx fragment)."""
+    node = await service.get_node(db, node_id)
+    client: DaemonClient = request.app.state.daemon_client
+    try:
+        health, problem = await daemon_health(client, node), None
+    except DaemonUnavailable as exc:
+        health, problem = None, unavailable_reason(node.name, exc)
+    return render(request, "nodes/_daemon.html", user=user, health=health, problem=problem)

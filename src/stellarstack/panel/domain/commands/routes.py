@@ -20,12 +20,7 @@ from typing import Annotated
 import sqlalchemy as sa
 from fastapi import APIRouter, Query, Request, status
 
-from stellarstack.panel.daemon_client import (
-    CircuitOpen,
-    DaemonClient,
-    DaemonUnavailable,
-    DaemonUntrusted,
-)
+from stellarstack.panel.daemon_client import DaemonClient, DaemonUnavailable
 from stellarstack.panel.db.enums import ActorType, Role
 from stellarstack.panel.db.models import Node, NodeCommand, Server, User
 from stellarstack.panel.deps import BrokerDep, CurrentUser, DbSession, SettingsDep, get_database
@@ -33,7 +28,7 @@ from stellarstack.panel.domain.audit.service import Actor, record
 from stellarstack.panel.domain.commands.schemas import CommandOut, NewCommand
 from stellarstack.panel.domain.commands.service import FINISHED, send_command, wait_for
 from stellarstack.panel.domain.nodes.access import NodeEditor, NodeViewer
-from stellarstack.panel.domain.nodes.daemon_client import daemon_health
+from stellarstack.panel.domain.nodes.daemon_client import daemon_health, unavailable_reason
 from stellarstack.panel.domain.nodes.schemas import DaemonProbeOut
 from stellarstack.panel.errors import DependencyUnavailable, NotFound
 from stellarstack.panel.schemas import Envelope, ok
@@ -166,22 +161,7 @@ async def probe_node(
         health = await daemon_health(client, node)
     except DaemonUnavailable as exc:
         raise DependencyUnavailable(
-            _unavailable_reason(node.name, exc),
+            unavailable_reason(node.name, exc),
             headers={"Retry-After": str(max(1, math.ceil(exc.retry_after)))},
         ) from exc
     return ok(DaemonProbeOut.model_validate(asdict(health)))
-
-
-def _unavailable_reason(name: str, exc: DaemonUnavailable) -> str:
-    """What a person reads when the daemon could not be asked."""
-    if isinstance(exc, CircuitOpen):
-        return (
-            f"The daemon of node {name!r} is not answering; the panel tries again in "
-            f"{max(1, math.ceil(exc.retry_after))} s."
-        )
-    if isinstance(exc, DaemonUntrusted):
-        return (
-            f"The daemon of node {name!r} presented a certificate that is not this node's: "
-            "re-register the daemon, or check that the node's address points at it."
-        )
-    return f"The daemon of node {name!r} is not answering ({exc})."

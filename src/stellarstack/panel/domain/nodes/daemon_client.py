@@ -12,6 +12,7 @@ and the circuit breaker); `daemon_health` asks a daemon through that client::
 
 from __future__ import annotations
 
+import math
 import ssl
 import uuid
 from collections.abc import Callable
@@ -19,7 +20,13 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from stellarstack.logs import get_logger
-from stellarstack.panel.daemon_client import DaemonClient, NodeAddress
+from stellarstack.panel.daemon_client import (
+    CircuitOpen,
+    DaemonClient,
+    DaemonUnavailable,
+    DaemonUntrusted,
+    NodeAddress,
+)
 from stellarstack.panel.domain.nodes.ca import node_tls_name
 
 __all__ = [
@@ -28,6 +35,7 @@ __all__ = [
     "daemon_health",
     "node_ssl_context",
     "node_tls_factory",
+    "unavailable_reason",
 ]
 
 log = get_logger(__name__)
@@ -113,3 +121,18 @@ async def daemon_health(client: DaemonClient, node: NodeAddress) -> DaemonHealth
         node_id=_text(reported, 64),
         error=None if node.scheme == "https" else "Plain HTTP: the daemon's identity is unchecked.",
     )
+
+
+def unavailable_reason(name: str, exc: DaemonUnavailable) -> str:
+    """What a person reads when a node's daemon could not be asked."""
+    if isinstance(exc, CircuitOpen):
+        return (
+            f"The daemon of node {name!r} is not answering; the panel tries again in "
+            f"{max(1, math.ceil(exc.retry_after))} s."
+        )
+    if isinstance(exc, DaemonUntrusted):
+        return (
+            f"The daemon of node {name!r} presented a certificate that is not this node's: "
+            "re-register the daemon, or check that the node's address points at it."
+        )
+    return f"The daemon of node {name!r} is not answering ({exc})."
