@@ -4,10 +4,24 @@ from __future__ import annotations
 
 import logging
 import sys
+from typing import TextIO
 
 import structlog
 
 __all__ = ["configure_logging", "get_logger"]
+
+
+class _CurrentStderrHandler(logging.StreamHandler[TextIO]):
+    """Write to whatever `sys.stderr` is now (it may be swapped after configuration)."""
+
+    @property  # type: ignore[override]
+    def stream(self) -> TextIO:
+        """The current standard error."""
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: TextIO) -> None:
+        """Ignore: the stream is always the current standard error."""
 
 
 def configure_logging(level: str = "info", *, json: bool = False) -> None:
@@ -33,7 +47,7 @@ def configure_logging(level: str = "info", *, json: bool = False) -> None:
         wrapper_class=structlog.stdlib.BoundLogger,
         cache_logger_on_first_use=True,
     )
-    handler = logging.StreamHandler(sys.stderr)
+    handler = _CurrentStderrHandler()
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             foreign_pre_chain=shared,
