@@ -14,7 +14,7 @@ __all__ = ["configure_logging", "get_logger"]
 class _CurrentStderrHandler(logging.StreamHandler[TextIO]):
     """Write to whatever `sys.stderr` is now (it may be swapped after configuration)."""
 
-    @property  # type: ignore[override]
+    @property
     def stream(self) -> TextIO:
         """The current standard error."""
         return sys.stderr
