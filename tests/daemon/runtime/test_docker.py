@@ -91,7 +91,11 @@ async def test_output_streams_and_input_reaches_the_containers_stdin(
     await docker_runtime.create(busybox(docker_engine, server_id, ECHO_LOOP))
     async with await docker_runtime.attach(server_id) as output:
         await docker_runtime.start(server_id)
-        first = await collect_until(output, lambda line: line.stream == "stderr")
+        # stdout and stderr are separate pipes: their relative order is not guaranteed
+        seen: set[str] = set()
+        first = await collect_until(
+            output, lambda line: bool(seen.add(line.text)) or {"ready", "oops"} <= seen
+        )
         assert OutputLine("stdout", "ready") in first
         assert OutputLine("stderr", "oops") in first
         await docker_runtime.send_input(server_id, "say <b>hi</b>\n")
