@@ -56,6 +56,9 @@ def wrk(url: str, seconds: int, connections: int, cookie: str | None = None) -> 
     if cookie:
         cmd[1:1] = ["-H", f"Cookie: stellar_session={cookie}"]
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    refused = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    if refused is not None:
+        raise SystemExit(f"{url}: {refused.group(1)} responses were not 2xx; not a read benchmark")
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     p99 = re.search(r"99%\s+([\d.]+)(us|ms|s)", out)
     assert p99 is not None

@@ -13,7 +13,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -42,6 +42,13 @@ MAX_TOKEN_LENGTH = 128
 LAST_USED_RESOLUTION = timedelta(minutes=1)
 
 INVALID_KEY = "This API key is not valid."
+
+# Built once: the lookup runs on every request made with a key.
+_KEY_BY_HASH = (
+    select(ApiKey, User)
+    .join(User, User.id == ApiKey.user_id)
+    .where(ApiKey.key_hash == bindparam("key_hash"))
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,13 +100,7 @@ async def authenticate(
     """The live key and its user behind a bearer token; 401 for anything else."""
     if not token.startswith(KEY_PREFIX) or len(token) > MAX_TOKEN_LENGTH:
         raise Unauthorized(INVALID_KEY)
-    row = (
-        await db.execute(
-            select(ApiKey, User)
-            .join(User, User.id == ApiKey.user_id)
-            .where(ApiKey.key_hash == hash_key(token))
-        )
-    ).first()
+    row = (await db.execute(_KEY_BY_HASH, {"key_hash": hash_key(token)})).first()
     if row is None:
         raise Unauthorized(INVALID_KEY)
     key, user = row

@@ -7,7 +7,7 @@ import secrets
 import uuid
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import delete, select
+from sqlalchemy import bindparam, delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import Response
 
@@ -30,6 +30,14 @@ __all__ = [
 SESSION_COOKIE = "stellar_session"
 SESSION_LIFETIME = timedelta(days=7)
 REFRESH_AFTER = timedelta(days=1)
+
+# Built once: the lookup runs on every signed-in request, and building the statement (not
+# running it) was a tenth of that request's time.
+_SESSION_BY_TOKEN = (
+    select(Session, User)
+    .join(User, User.id == Session.user_id)
+    .where(Session.token_hash == bindparam("token_hash"))
+)
 
 
 def hash_token(token: str) -> str:
@@ -71,13 +79,7 @@ async def resolve_session(db: AsyncSession, token: str) -> tuple[Session, User] 
     """The live session and user behind a cookie token; sliding expiry refreshed daily."""
     if not token or len(token) > 256:
         return None
-    row = (
-        await db.execute(
-            select(Session, User)
-            .join(User, User.id == Session.user_id)
-            .where(Session.token_hash == hash_token(token))
-        )
-    ).first()
+    row = (await db.execute(_SESSION_BY_TOKEN, {"token_hash": hash_token(token)})).first()
     if row is None:
         return None
     session, user = row

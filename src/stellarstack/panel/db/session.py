@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.pool import PoolResetState
 
 __all__ = [
     "POSTGRES_POOL",
@@ -92,8 +93,13 @@ def create_engine(url: str | URL, *, echo: bool = False, **kwargs: Any) -> Async
         path = _sqlite_file(parsed)
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
-        engine = create_async_engine(parsed, echo=echo, **kwargs)
+        # The pool's own reset is `_reset_sqlite_connection`: it skips the rollback that the
+        # session's commit or rollback already made (a thread hop per request on aiosqlite).
+        sqlite_options: dict[str, Any] = {"pool_reset_on_return": None, **kwargs}
+        engine = create_async_engine(parsed, echo=echo, **sqlite_options)
         sa.event.listen(engine.sync_engine, "connect", _on_sqlite_connect)
+        if sqlite_options["pool_reset_on_return"] is None:
+            sa.event.listen(engine.sync_engine.pool, "reset", _reset_sqlite_connection)
         return engine
     options: dict[str, Any] = {**POSTGRES_POOL, **kwargs}
     return create_async_engine(parsed, echo=echo, **options)
@@ -101,6 +107,21 @@ def create_engine(url: str | URL, *, echo: bool = False, **kwargs: Any) -> Async
 
 def _on_sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
     configure_sqlite_connection(dbapi_connection, foreign_keys=True)
+
+
+def _reset_sqlite_connection(
+    dbapi_connection: Any, _record: Any, reset_state: PoolResetState
+) -> None:
+    """Roll back a connection coming back to the pool, unless SQLite says no transaction is open.
+
+    `in_transaction` is SQLite's own autocommit flag (read without a thread hop on aiosqlite),
+    so the skipped rollback is exactly the one that would have done nothing.
+    """
+    if reset_state.terminate_only:
+        return
+    driver = getattr(dbapi_connection, "driver_connection", None) or dbapi_connection
+    if getattr(driver, "in_transaction", True):
+        dbapi_connection.rollback()
 
 
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
