@@ -22,7 +22,7 @@ from stellarstack.blueprints.patterns import MATCH_TIMEOUT, compile_pattern
 if TYPE_CHECKING:
     from stellarstack.blueprints.rules import Rule
 
-__all__ = ["CHECKS", "measure", "number"]
+__all__ = ["CHECKS", "FORMAT_RULES", "measure", "number"]
 
 _ALPHA = regex.compile(r"^[\p{L}\p{M}]+$")
 _ALPHA_NUM = regex.compile(r"^[\p{L}\p{M}\p{N}]+$")
@@ -194,6 +194,25 @@ def _check_format(kind: str, rule: Rule, value: str) -> str | None:
     return None if ok else message
 
 
+FORMAT_RULES: tuple[str, ...] = (
+    "alpha",
+    "alpha_num",
+    "alpha_dash",
+    "url",
+    "active_url",
+    "ip",
+    "ipv4",
+    "ipv6",
+    "email",
+    "uuid",
+    "json",
+    "lowercase",
+    "uppercase",
+    "accepted",
+    "declined",
+)
+"""Rules without arguments that check a value's format."""
+
 CHECKS: dict[str, Callable[[str, Rule, str], str | None]] = {
     **dict.fromkeys(("integer", "numeric", "boolean"), _check_type),
     **dict.fromkeys(("min", "max", "between", "size"), _check_size),
@@ -202,23 +221,7 @@ CHECKS: dict[str, Callable[[str, Rule, str], str | None]] = {
     **dict.fromkeys(("in", "not_in", "starts_with", "ends_with"), _check_choice),
     **dict.fromkeys(("regex", "not_regex"), _check_regex),
     **dict.fromkeys(
-        (
-            "alpha",
-            "alpha_num",
-            "alpha_dash",
-            "url",
-            "active_url",
-            "ip",
-            "ipv4",
-            "ipv6",
-            "email",
-            "uuid",
-            "json",
-            "lowercase",
-            "uppercase",
-            "accepted",
-            "declined",
-        ),
+        FORMAT_RULES,
         _check_format,
     ),
 }

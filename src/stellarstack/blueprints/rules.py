@@ -26,7 +26,7 @@ from stellarstack.blueprints.patterns import (
     is_closed_pattern,
     split_delimited,
 )
-from stellarstack.blueprints.rule_checks import CHECKS, number
+from stellarstack.blueprints.rule_checks import CHECKS, FORMAT_RULES, number
 
 __all__ = [
     "KNOWN_RULES",
@@ -66,21 +66,7 @@ PLAIN_RULES = frozenset(
     {
         *MARKER_RULES,
         *TYPE_RULES,
-        "alpha",
-        "alpha_num",
-        "alpha_dash",
-        "url",
-        "active_url",
-        "ip",
-        "ipv4",
-        "ipv6",
-        "email",
-        "uuid",
-        "json",
-        "lowercase",
-        "uppercase",
-        "accepted",
-        "declined",
+        *FORMAT_RULES,
     }
 )
 KNOWN_RULES: frozenset[str] = PLAIN_RULES | frozenset(ARG_COUNTS)
