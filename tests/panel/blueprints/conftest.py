@@ -8,20 +8,12 @@ from pathlib import Path
 
 import httpx
 import pytest
-from asgi_lifespan import LifespanManager
 
-from stellarstack.broker import MemoryBroker
-from stellarstack.panel.app import create_app
-from stellarstack.panel.auth.service import create_user
-from stellarstack.panel.auth.sessions import SESSION_COOKIE, create_session
 from stellarstack.panel.db import migrate
-from stellarstack.panel.db.enums import Role
 from stellarstack.panel.db.session import Database
 from stellarstack.panel.domain.blueprints.importing import install_catalog
 from stellarstack.settings import PanelSettings
-
-CSRF = "blueprints-test-csrf-token"
-CSRF_HEADERS = {"X-CSRF-Token": CSRF}
+from tests.support.role_clients import role_clients
 
 
 @dataclass
@@ -35,34 +27,10 @@ class BlueprintPanel:
     settings: PanelSettings
 
 
-async def _session_cookie(database: Database, email: str, role: Role) -> dict[str, str]:
-    async with database.sessionmaker() as db:
-        user = await create_user(db, email, "correct horse battery", role=role)
-        token = await create_session(db, user, ip=None, user_agent=None)
-        await db.commit()
-    return {SESSION_COOKIE: token, "stellar_csrf": CSRF}
-
-
 async def _panel(database: Database, settings: PanelSettings) -> AsyncIterator[BlueprintPanel]:
     await install_catalog(database, settings)
-    broker = MemoryBroker()
-    app = create_app(settings, database=database, broker=broker)
-    admin = await _session_cookie(database, "admin@blueprints.test", Role.ADMIN)
-    player = await _session_cookie(database, "player@blueprints.test", Role.USER)
-    async with LifespanManager(app) as manager:
-        transport = httpx.ASGITransport(app=manager.app)
-        url = "http://testserver"
-        async with (
-            httpx.AsyncClient(
-                transport=transport, base_url=url, cookies=admin, headers=CSRF_HEADERS
-            ) as a,
-            httpx.AsyncClient(
-                transport=transport, base_url=url, cookies=player, headers=CSRF_HEADERS
-            ) as p,
-            httpx.AsyncClient(transport=transport, base_url=url) as anon,
-        ):
-            yield BlueprintPanel(a, p, anon, database, settings)
-    await broker.close()
+    async with role_clients(database, settings, "blueprints.test") as (admin, player, anonymous):
+        yield BlueprintPanel(admin, player, anonymous, database, settings)
 
 
 def _settings(directory: Path) -> PanelSettings:
