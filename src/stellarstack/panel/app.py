@@ -23,8 +23,11 @@ from stellarstack.panel.domain.api_keys import routes as api_keys_routes
 from stellarstack.panel.domain.audit import routes as audit_routes
 from stellarstack.panel.domain.blueprints import routes as blueprints_routes
 from stellarstack.panel.domain.commands import routes as commands_routes
+from stellarstack.panel.domain.events import stream_routes
 from stellarstack.panel.domain.nodes import registration_routes
 from stellarstack.panel.domain.nodes import routes as nodes_routes
+from stellarstack.panel.domain.servers import console_routes, power_routes
+from stellarstack.panel.domain.servers import routes as servers_routes
 from stellarstack.panel.domain.subusers import routes as subusers_routes
 from stellarstack.panel.domain.users.routes import router as users_router
 from stellarstack.panel.errors import install_error_handlers
@@ -63,6 +66,10 @@ def api_router() -> APIRouter:
     router.include_router(nodes_routes.router)
     router.include_router(commands_routes.router)
     router.include_router(blueprints_routes.router)
+    router.include_router(servers_routes.router)
+    router.include_router(power_routes.router)
+    router.include_router(console_routes.router)
+    router.include_router(stream_routes.router)
     return router
 
 

@@ -57,6 +57,8 @@ class EventType(enum.StrEnum):
 class ServerStatus(enum.StrEnum):
     """Lifecycle status of a game server as the panel shows it."""
 
+    INSTALLING = "installing"
+    INSTALL_FAILED = "install_failed"
     STARTING = "starting"
     RUNNING = "running"
     STOPPING = "stopping"
@@ -83,6 +85,10 @@ class ServerStatusChange(EventData):
     event_type: ClassVar[EventType] = EventType.SERVER_STATUS
     status: ServerStatus
     exit_code: int | None = None
+    reason: str | None = Field(default=None, max_length=4096)
+    """Why: the exit reason of a crash ("out of memory", "exit code 1"), an install error."""
+    oom_killed: bool = False
+    crash_count: int | None = Field(default=None, ge=0)
 
 
 class ServerMetrics(EventData):
@@ -166,6 +172,7 @@ class DeploymentProgress(EventData):
     """`deployment.progress`: a step of installing or updating a server."""
 
     event_type: ClassVar[EventType] = EventType.DEPLOYMENT_PROGRESS
+    deployment_id: str | None = Field(default=None, max_length=64)
     stage: str = Field(max_length=64)
     progress: float = Field(ge=0, le=1)
     message: str = Field(default="", max_length=4096)

@@ -19,7 +19,7 @@ import abc
 import enum
 import ipaddress
 import re
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -35,12 +35,16 @@ __all__ = [
     "OutputLine",
     "OutputStream",
     "PortBinding",
+    "PullProgress",
     "ResourceStats",
     "Runtime",
     "StreamName",
 ]
 
 StreamName = Literal["stdout", "stderr"]
+
+PullProgress = Callable[[float, str], Awaitable[None]]
+"""Called while an image is pulled: fraction done (0-1) and a readable message."""
 
 _SERVER_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -189,6 +193,27 @@ class Runtime(abc.ABC):
     @abc.abstractmethod
     async def ping(self) -> None:
         """Check the engine answers; raise RuntimeUnavailableError otherwise."""
+
+    async def pull(self, image: str, on_progress: PullProgress | None = None) -> None:
+        """Make `image` available locally (a no-op when present, and on the process runtime).
+
+        Raise ImagePullError with the engine's reason when it cannot be had.
+        """
+        raise NotImplementedError
+
+    async def run_once(
+        self,
+        spec: ContainerSpec,
+        *,
+        timeout: float,  # noqa: ASYNC109 - the install's own budget, enforced inside
+        on_output: Callable[[OutputLine], Awaitable[None]] | None = None,
+    ) -> int:
+        """Run a one-off container (an install script) to its end, remove it, return its exit code.
+
+        Its output goes to `on_output` line by line. Past `timeout` seconds it is killed and
+        removed, and TimeoutError raised. The server's own container is not touched.
+        """
+        raise NotImplementedError
 
     @abc.abstractmethod
     async def create(self, spec: ContainerSpec) -> ContainerState:

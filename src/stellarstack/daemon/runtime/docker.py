@@ -161,8 +161,9 @@ class DockerRuntime(Runtime):
     def __init__(self, host: str | None = None, *, node_id: str | None = None) -> None:
         try:
             self._docker = aiodocker.Docker(url=host, api_version=API_VERSION)
-        except (ValueError, OSError) as exc:
-            raise RuntimeUnavailableError(f"no Docker Engine configured: {exc}") from exc
+        except (ValueError, OSError, AssertionError) as exc:
+            # aiodocker asserts when it finds no socket at all (no Docker installed).
+            raise RuntimeUnavailableError(f"no Docker Engine configured: {exc!r}") from exc
         self._node_id = node_id
 
     def _labels(self, server_id: str) -> dict[str, str]:

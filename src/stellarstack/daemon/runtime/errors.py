@@ -4,7 +4,8 @@ ContainerRuntimeError
 ├── RuntimeUnavailableError   the engine cannot be reached (Docker down, no socket)
 ├── ContainerNotFoundError    no managed container for that server id
 ├── ContainerConflictError    it exists already, or is not in a state allowing the operation
-└── InvalidSpecError          a spec or argument this runtime cannot honour
+├── InvalidSpecError          a spec or argument this runtime cannot honour
+└── ImagePullError            an image could not be pulled (the engine's reason, readable)
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ __all__ = [
     "ContainerConflictError",
     "ContainerNotFoundError",
     "ContainerRuntimeError",
+    "ImagePullError",
     "InvalidSpecError",
     "RuntimeUnavailableError",
 ]
@@ -36,3 +38,7 @@ class ContainerConflictError(ContainerRuntimeError):
 
 class InvalidSpecError(ContainerRuntimeError, ValueError):
     """A spec or argument (signal name, tail) is invalid or cannot be honoured here."""
+
+
+class ImagePullError(ContainerRuntimeError):
+    """An image could not be pulled (unknown image, no registry access, bad credentials)."""

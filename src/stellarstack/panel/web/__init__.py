@@ -16,9 +16,11 @@ from stellarstack.panel.web import (
     admin,
     api_keys,
     blueprints,
+    console,
     nodes,
     routes,
     security,
+    servers,
     signin,
 )
 from stellarstack.panel.web.assets import mount_static
@@ -29,6 +31,6 @@ __all__ = ["install_error_pages", "mount_static", "router", "templates"]
 
 router = APIRouter(include_in_schema=False)
 router.include_router(signin.router)
-for _pages in (account, security, api_keys, admin, nodes, blueprints):
+for _pages in (account, security, api_keys, admin, nodes, blueprints, console, servers):
     router.include_router(_pages.router)
 router.include_router(routes.router)

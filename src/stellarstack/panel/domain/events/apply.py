@@ -36,6 +36,8 @@ RECOVERABLE = (NodeStatus.UNHEALTHY, NodeStatus.OFFLINE, NodeStatus.STARTING)
 """Statuses a fresh heartbeat turns back into ONLINE (never DRAINING or MAINTENANCE)."""
 
 _SERVER_STATUS = {
+    ServerStatus.INSTALLING: StoredServerStatus.INSTALLING,
+    ServerStatus.INSTALL_FAILED: StoredServerStatus.INSTALL_FAILED,
     ServerStatus.STARTING: StoredServerStatus.STARTING,
     ServerStatus.RUNNING: StoredServerStatus.RUNNING,
     ServerStatus.STOPPING: StoredServerStatus.STOPPING,

@@ -1,0 +1,1 @@
+"""The daemon's game servers: install, lifecycle, crash handling, ready checks and stats."""
