@@ -1,0 +1,1 @@
+"""Authorization-matrix entries, one module per area."""
