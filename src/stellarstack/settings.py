@@ -162,6 +162,10 @@ class PanelSettings(BaseSettings):
         "in production (it lets admins make the panel probe its own network).",
     )
 
+    # --- servers: deployment, placement, quotas, lifecycle (owned by the servers work) ---
+
+    # --- events: the SSE stream, status caches (owned by the events work) ---
+
     @property
     def effective_database_url(self) -> str:
         """The configured database, or the embedded SQLite file."""
@@ -225,6 +229,9 @@ class DaemonSettings(BaseSettings):
     console_allowed_origins: list[str] = Field(
         default_factory=list, description="Origins allowed besides panel_url's."
     )
+    # runtime: pulls, install containers, the process supervisor (runtime work)
+
+    # servers: install, lifecycle, crash handling, ready checks, stats (daemon servers work)
 
     @classmethod
     def settings_customise_sources(
