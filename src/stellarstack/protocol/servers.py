@@ -36,7 +36,7 @@ __all__ = [
 ]
 
 _SIGNAL = r"^(SIG)?[A-Z0-9]{1,12}$"
-_IMAGE = r"^[a-z0-9][a-z0-9._/:@-]{0,254}$"
+_IMAGE = r"^[A-Za-z0-9][A-Za-z0-9._/:@+-]{0,254}$"
 
 
 class Limits(WireModel):
