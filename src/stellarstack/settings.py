@@ -103,6 +103,26 @@ class PanelSettings(BaseSettings):
         "its own ACL user); empty means REDIS_URL without its user and password.",
     )
     registration_token_hours: float = Field(default=24.0, gt=0, le=24 * 30)
+    local_allocation_ip: str = Field(
+        default="0.0.0.0",
+        description="`stellarstack up`: the address the local node's first allocations bind "
+        "(0.0.0.0: every interface, so players on the network can join).",
+    )
+    local_allocation_ports: list[str] = Field(
+        default_factory=lambda: [
+            "25565-25574",
+            "19132-19133",
+            "27015-27020",
+            "30000-30004",
+            "2456-2458",
+            "7777-7780",
+            "8211",
+            "34197",
+            "64738",
+        ],
+        description="`stellarstack up`: ports (tcp and udp) the local node gets when first "
+        "registered; more can be added on its node page.",
+    )
     node_certificate_days: int = Field(default=825, ge=1, le=3650)
 
     # --- nodes: commands, events, heartbeats, sweeps (owned by the commands work) ---

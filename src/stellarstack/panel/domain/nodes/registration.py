@@ -22,12 +22,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from stellarstack import __version__
 from stellarstack.logs import get_logger
-from stellarstack.panel.db.enums import NodeStatus
+from stellarstack.panel.db.enums import NodeStatus, Protocol
 from stellarstack.panel.db.models import Node, NodeRegistrationToken, User
 from stellarstack.panel.db.session import Database
+from stellarstack.panel.domain.nodes.allocations import add_allocations
 from stellarstack.panel.domain.nodes.ca import InvalidPublicKey, write_private
 from stellarstack.panel.domain.nodes.pki import NodePki, node_redis_url
 from stellarstack.panel.domain.nodes.schemas import (
+    AllocationCreate,
     NodeRegistered,
     NodeRegistration,
     NodeSpecs,
@@ -221,11 +223,20 @@ class LocalNode:
     api_token: str
 
 
-async def ensure_local_node(database: Database, daemon_dir: Path, specs: NodeSpecs) -> LocalNode:
+async def ensure_local_node(
+    database: Database,
+    daemon_dir: Path,
+    specs: NodeSpecs,
+    *,
+    allocation_ip: str | None = None,
+    allocation_ports: list[str] | None = None,
+) -> LocalNode:
     """Register the embedded daemon as node `local` once; later starts reuse it.
 
     Its id and token are kept in `daemon_dir/node.json` (0600). If that node was deleted in
     the panel, a new one is registered. No Redis, no certificate: it runs in the panel's process.
+    A new node gets `allocation_ports` on `allocation_ip`, each as tcp and udp, so the first
+    server can be deployed without visiting the node page.
     """
     path = daemon_dir / LOCAL_NODE_FILE
     async with database.sessionmaker() as db:
@@ -253,6 +264,11 @@ async def ensure_local_node(database: Database, daemon_dir: Path, specs: NodeSpe
             api_token_hash=token_hash(api_token),
         )
         db.add(node)
+        await db.flush()
+        if allocation_ip and allocation_ports:
+            for protocol in (Protocol.TCP, Protocol.UDP):
+                body = AllocationCreate(ip=allocation_ip, ports=allocation_ports, protocol=protocol)
+                await add_allocations(db, node, body)
         local = LocalNode(str(node.id), api_token)
         await db.commit()
     write_private(path, json.dumps({"node_id": local.node_id, "api_token": api_token}).encode())
