@@ -60,7 +60,12 @@ def start_embedded_panel(
 ) -> LivePanel:
     """Start `stellarstack up` on a free port and wait for /health; parse printed credentials."""
     port = port or free_port()
-    child_env = {**os.environ, "STELLAR_DATA_DIR": str(data_dir), **(env or {})}
+    child_env = {
+        **os.environ,
+        "STELLAR_DATA_DIR": str(data_dir),
+        "STELLAR_LOCAL_ALLOCATION_IP": "127.0.0.1",  # tests address nothing but loopback
+        **(env or {}),
+    }
     child_env.pop("DATABASE_URL", None)
     child_env.pop("REDIS_URL", None)
     proc = subprocess.Popen(
