@@ -69,4 +69,8 @@ def test_docker_create_body_carries_the_limits_and_keeps_stdin_open() -> None:
     assert body["ExposedPorts"] == {"25565/tcp": {}}
     assert body["OpenStdin"] is True and body["StdinOnce"] is False and body["Tty"] is False
     assert body["Cmd"] == ["./start"] and body["User"] == "1000:1000"
-    assert "Privileged" not in host
+    assert (
+        host["Privileged"] is False
+        and host["CapDrop"]
+        and "no-new-privileges" in host["SecurityOpt"]
+    )

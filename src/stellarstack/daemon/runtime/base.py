@@ -48,6 +48,10 @@ PullProgress = Callable[[float, str], Awaitable[None]]
 
 _SERVER_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_MAX_ARG_BYTES = 128 * 1024 - 1
+"""Linux refuses any one argument or environment string longer than this (MAX_ARG_STRLEN)."""
+_MAX_SPEC_BYTES = 1 << 20
+"""Command and environment together stay well below the kernel's exec limit."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,8 +103,14 @@ class ContainerSpec:
         for name in self.env:
             if _ENV_NAME.fullmatch(name) is None:
                 raise InvalidSpecError(f"invalid environment variable name {name!r}")
-        if any("\0" in part for part in (*self.command, *self.env.values())):
+        strings = [*self.command, *(f"{k}={v}" for k, v in self.env.items())]
+        if any("\0" in part for part in strings):
             raise InvalidSpecError("command and environment must not contain NUL bytes")
+        sizes = [len(part.encode()) for part in strings]
+        if any(size > _MAX_ARG_BYTES for size in sizes) or sum(sizes) > _MAX_SPEC_BYTES:
+            raise InvalidSpecError(
+                "command and environment are too large (at most 128 KiB each, 1 MiB in all)"
+            )
         for limit, value in (("memory_limit", self.memory_limit), ("pids_limit", self.pids_limit)):
             if value is not None and value <= 0:
                 raise InvalidSpecError(f"{limit} must be positive")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime
 from typing import Any, ClassVar
 
@@ -20,6 +20,7 @@ from stellarstack.daemon.runtime.base import (
     ContainerStatus,
     OutputLine,
     OutputStream,
+    PullProgress,
     ResourceStats,
     Runtime,
     StreamName,
@@ -28,9 +29,23 @@ from stellarstack.daemon.runtime.errors import (
     ContainerConflictError,
     ContainerNotFoundError,
     ContainerRuntimeError,
+    ImagePullError,
     RuntimeUnavailableError,
 )
+from stellarstack.daemon.runtime.install import (
+    DEFAULT_INSTALL_USER,
+    LABEL_INSTALL_FOR,
+    LABEL_ROLE,
+    check_timeout,
+    install_config,
+    install_container_name,
+    own_directory,
+    remove_container,
+    unprivileged_user,
+)
 from stellarstack.daemon.runtime.output import LineSplitter
+from stellarstack.daemon.runtime.pull import check_image_reference, pull_image
+from stellarstack.logs import get_logger
 
 __all__ = ["API_VERSION", "LABEL_MANAGED", "LABEL_NODE_ID", "LABEL_SERVER_ID", "DockerRuntime"]
 
@@ -46,6 +61,8 @@ _DROPPED_CAPS = [
 ]  # fmt: skip
 _STREAMS: dict[int, StreamName] = {1: "stdout", 2: "stderr"}
 
+log = get_logger(__name__)
+
 
 def container_config(spec: ContainerSpec, labels: dict[str, str]) -> dict[str, Any]:
     """The Engine API create body for a spec: limits, loopback-or-given port bindings, labels."""
@@ -57,6 +74,7 @@ def container_config(spec: ContainerSpec, labels: dict[str, str]) -> dict[str, A
         "PortBindings": bindings,
         "RestartPolicy": {"Name": "no"},
         "Init": True,
+        "Privileged": False,
         "SecurityOpt": ["no-new-privileges"],
         "CapDrop": _DROPPED_CAPS,
         "LogConfig": {"Type": "json-file", "Config": {"max-size": "5m", "max-file": "2"}},
@@ -158,13 +176,22 @@ class DockerRuntime(Runtime):
 
     name: ClassVar[str] = "docker"
 
-    def __init__(self, host: str | None = None, *, node_id: str | None = None) -> None:
+    def __init__(
+        self,
+        host: str | None = None,
+        *,
+        node_id: str | None = None,
+        pull_stall_timeout: float = 120.0,
+        install_user: str = DEFAULT_INSTALL_USER,
+    ) -> None:
         try:
             self._docker = aiodocker.Docker(url=host, api_version=API_VERSION)
         except (ValueError, OSError, AssertionError) as exc:
             # aiodocker asserts when it finds no socket at all (no Docker installed).
             raise RuntimeUnavailableError(f"no Docker Engine configured: {exc!r}") from exc
         self._node_id = node_id
+        self._pull_stall_timeout = pull_stall_timeout
+        self._install_user = install_user
 
     def _labels(self, server_id: str) -> dict[str, str]:
         labels = {LABEL_MANAGED: "true", LABEL_SERVER_ID: server_id}
@@ -189,13 +216,81 @@ class DockerRuntime(Runtime):
         except ContainerRuntimeError as exc:
             raise RuntimeUnavailableError(str(exc)) from exc
 
+    async def pull(self, image: str, on_progress: PullProgress | None = None) -> None:
+        """Pull `image` unless present, reporting progress; ImagePullError when it cannot."""
+        await pull_image(self._docker, image, on_progress, stall_timeout=self._pull_stall_timeout)
+
+    async def run_once(
+        self,
+        spec: ContainerSpec,
+        *,
+        timeout: float,  # noqa: ASYNC109 - the install's own budget, enforced inside
+        on_output: Callable[[OutputLine], Awaitable[None]] | None = None,
+    ) -> int:
+        """Run the install container to its end (unprivileged, `/mnt/server`), always remove it."""
+        check_timeout(timeout)
+        check_image_reference(spec.image)
+        uid, gid = unprivileged_user(spec.user, self._install_user)
+        labels = {LABEL_MANAGED: "true", LABEL_ROLE: "install", LABEL_INSTALL_FOR: spec.server_id}
+        if self._node_id:
+            labels[LABEL_NODE_ID] = self._node_id
+        config = install_config(spec, labels, uid, gid)
+        assert spec.volume_dir is not None  # install_config checked it
+        await asyncio.to_thread(own_directory, spec.volume_dir, uid, gid)
+        name = install_container_name(spec.server_id)
+        async with _translated(spec.server_id):
+            await remove_container(self._docker, name)  # a leftover of an interrupted install
+        log.info("runtime.install_started", server_id=spec.server_id, image=spec.image)
+        try:
+            async with asyncio.timeout(timeout):
+                container = await self._create(config, name, spec)
+                code = await self._run_to_end(container, spec.server_id, on_output)
+        except TimeoutError:
+            log.warning("runtime.install_timed_out", server_id=spec.server_id, timeout=timeout)
+            raise TimeoutError(
+                f"{spec.server_id}: the install did not finish within {timeout:g} s"
+            ) from None
+        finally:
+            async with _translated(spec.server_id):
+                await remove_container(self._docker, name)
+        log.info("runtime.install_finished", server_id=spec.server_id, code=code)
+        return code
+
+    async def _create(
+        self, config: dict[str, Any], name: str, spec: ContainerSpec
+    ) -> DockerContainer:
+        try:
+            async with _translated(spec.server_id):
+                return await self._docker.containers.create(config, name=name)
+        except ContainerNotFoundError as exc:  # the engine's 404 on create: no such image
+            raise ImagePullError(
+                f"image {spec.image} is not present on this node (pull it first)"
+            ) from exc
+
+    async def _run_to_end(
+        self,
+        container: DockerContainer,
+        server_id: str,
+        on_output: Callable[[OutputLine], Awaitable[None]] | None,
+    ) -> int:
+        stream = container.attach(stdout=True, stderr=True, logs=True)
+        async with _translated(server_id):
+            await stream.__aenter__()
+            async with _DockerOutput(stream) as output:
+                await container.start()
+                async for line in output:
+                    if on_output is not None:
+                        await on_output(line)
+            result = await container.wait()
+        return int(result.get("StatusCode", -1))
+
     async def create(self, spec: ContainerSpec) -> ContainerState:
         """Create the container (stopped) with the spec's limits, ports, volume and labels."""
+        check_image_reference(spec.image)
         if spec.volume_dir is not None:
             await asyncio.to_thread(spec.volume_dir.mkdir, parents=True, exist_ok=True)
         config = container_config(spec, self._labels(spec.server_id))
-        async with _translated(spec.server_id):
-            await self._docker.containers.create(config, name=self.container_name(spec.server_id))
+        await self._create(config, self.container_name(spec.server_id), spec)
         return await self.status(spec.server_id)
 
     async def start(self, server_id: str) -> None:
