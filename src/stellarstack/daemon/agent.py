@@ -26,6 +26,8 @@ from stellarstack.daemon.events import EventPublisher
 from stellarstack.daemon.handlers import CommandHandlers
 from stellarstack.daemon.metrics import host_metrics, prime_cpu_sampler
 from stellarstack.daemon.runtime import ContainerRuntimeError, Runtime, detect_runtime
+from stellarstack.daemon.servers.manager import ServerManager
+from stellarstack.daemon.servers.store import SpecStore
 from stellarstack.daemon.state import DaemonState
 from stellarstack.logs import get_logger
 from stellarstack.protocol import keys
@@ -59,6 +61,7 @@ class Agent:
         self._runtime: Runtime | None = None
         self._state: DaemonState | None = None
         self._consumer: StreamConsumer | None = None
+        self._servers: ServerManager | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._failed: list[str] = []
         self._stopping = False
@@ -81,6 +84,13 @@ class Agent:
         if self._runtime is None:
             raise RuntimeError("the agent is not started")
         return self._runtime
+
+    @property
+    def servers(self) -> ServerManager:
+        """The game servers of this node (once started with a node id)."""
+        if self._servers is None:
+            raise RuntimeError("the agent is not started for a registered node")
+        return self._servers
 
     @property
     def failures(self) -> list[str]:
@@ -113,7 +123,23 @@ class Agent:
                 hint="register this node in the panel and set its node_id; idling until then",
             )
             return
+        await self._start_servers(node_id, runtime)
         self._start_loops(node_id, runtime, self._state)
+
+    async def _start_servers(self, node_id: str, runtime: Runtime) -> None:
+        """Create the server manager and reattach to servers left running by a previous life."""
+        self._servers = ServerManager(
+            runtime,
+            SpecStore(self.settings.data_dir),
+            EventPublisher(self.broker, node_id),
+            self.consoles,
+            stats_interval=self.settings.server_stats_interval,
+            disk_interval=self.settings.server_disk_scan_interval,
+        )
+        try:
+            await self._servers.reattach()
+        except (ContainerRuntimeError, BrokerError, OSError) as exc:
+            log.warning("daemon.reattach_failed", error=str(exc))
 
     async def _detect_runtime(self, node_id: str | None) -> Runtime:
         try:
@@ -127,9 +153,7 @@ class Agent:
 
     def _start_loops(self, node_id: str, runtime: Runtime, state: DaemonState) -> None:
         publisher = EventPublisher(self.broker, node_id)
-        executor = CommandExecutor(
-            state, publisher, CommandHandlers(runtime, consoles=self.consoles).table()
-        )
+        executor = CommandExecutor(state, publisher, CommandHandlers(runtime, self.servers).table())
         self._consumer = StreamConsumer(
             self.broker,
             keys.node_commands_stream(node_id),
@@ -224,6 +248,9 @@ class Agent:
                 task.cancel()
             await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks, self._consumer = [], None
+        if self._servers is not None:
+            await self._servers.close()
+            self._servers = None
         await self.consoles.close()
         if self._state is not None:
             try:

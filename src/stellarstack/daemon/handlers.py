@@ -1,6 +1,7 @@
-"""The commands this daemon version runs: `node.ping` and the power actions.
+"""The commands this daemon version runs: `node.ping` and every `server.*` command.
 
-Every other type of spec §5.3 is answered `failed` ("not supported") by the executor until
+Server commands go through the ServerManager (one power action at a time per server);
+every other type of spec §5.3 is answered `failed` ("not supported") by the executor until
 its handler exists.
 """
 
@@ -10,38 +11,28 @@ from typing import Any
 
 from stellarstack import __version__
 from stellarstack.daemon.commands import CommandHandler
-from stellarstack.daemon.console import ConsoleHub
-from stellarstack.daemon.runtime.base import ContainerState, Runtime
+from stellarstack.daemon.runtime.base import Runtime
+from stellarstack.daemon.servers.manager import PowerAction, ServerManager
 from stellarstack.protocol.commands import Command, CommandType, ServerPowerPayload
+from stellarstack.protocol.servers import ServerDeletePayload, ServerSpec
 
-__all__ = ["DEFAULT_STOP_GRACE", "CommandHandlers"]
-
-DEFAULT_STOP_GRACE = 30.0
-"""Seconds a server gets to stop after the stop signal before it is killed."""
-
-
-def _describe(state: ContainerState) -> dict[str, Any]:
-    return {"serverId": state.server_id, "status": state.status.value, "exitCode": state.exit_code}
+__all__ = ["CommandHandlers"]
 
 
 class CommandHandlers:
-    """Handlers bound to a runtime; `table()` maps command types to them."""
+    """Handlers bound to a runtime and its server manager; `table()` maps types to them."""
 
-    def __init__(
-        self,
-        runtime: Runtime,
-        *,
-        default_grace: float = DEFAULT_STOP_GRACE,
-        consoles: ConsoleHub | None = None,
-    ) -> None:
+    def __init__(self, runtime: Runtime, servers: ServerManager) -> None:
         self._runtime = runtime
-        self._default_grace = default_grace
-        self._consoles = consoles
+        self._servers = servers
 
     def table(self) -> dict[str, CommandHandler]:
         """Command type → handler, for the executor."""
         return {
             CommandType.NODE_PING: self.ping,
+            CommandType.SERVER_CREATE: self.create,
+            CommandType.SERVER_REINSTALL: self.reinstall,
+            CommandType.SERVER_DELETE: self.delete,
             CommandType.SERVER_START: self.start,
             CommandType.SERVER_STOP: self.stop,
             CommandType.SERVER_RESTART: self.restart,
@@ -52,34 +43,37 @@ class CommandHandlers:
         """Answer without side effects (delivery checks and benchmarks)."""
         return {"pong": True, "runtime": self._runtime.name, "version": __version__}
 
-    async def start(self, command: Command) -> dict[str, Any]:
-        """Start a server (its console attached first, so no early output is lost)."""
+    async def create(self, command: Command) -> dict[str, Any]:
+        """Deploy a new server: pull, install, configure, create and (usually) start it."""
+        return await self._servers.create(command.payload_as(ServerSpec))
+
+    async def reinstall(self, command: Command) -> dict[str, Any]:
+        """Run the install again over the server's kept files and recreate its container."""
+        return await self._servers.reinstall(command.payload_as(ServerSpec))
+
+    async def delete(self, command: Command) -> dict[str, Any]:
+        """Remove a server's container, spec and (unless kept) files."""
+        target = command.payload_as(ServerDeletePayload)
+        return await self._servers.delete(target.server_id, keep_files=target.keep_files)
+
+    async def _power(self, command: Command, action: PowerAction) -> dict[str, Any]:
         target = command.payload_as(ServerPowerPayload)
-        console = (
-            None if self._consoles is None else await self._consoles.register(target.server_id)
+        return await self._servers.power(
+            target.server_id, action, signal=target.signal, grace=target.grace
         )
-        await self._runtime.start(target.server_id)
-        if console is not None:
-            console.set_status("running")
-        return _describe(await self._runtime.status(target.server_id))
+
+    async def start(self, command: Command) -> dict[str, Any]:
+        """Start a server (its console attached first) and wait for its ready check."""
+        return await self._power(command, "start")
 
     async def stop(self, command: Command) -> dict[str, Any]:
-        """Stop a server: its stop signal, then kill after the grace period."""
-        target = command.payload_as(ServerPowerPayload)
-        state = await self._runtime.stop(
-            target.server_id,
-            signal=target.signal or "SIGTERM",
-            grace=target.grace or self._default_grace,
-        )
-        return _describe(state)
+        """Stop a server: its stop command or signal, then kill after the timeout."""
+        return await self._power(command, "stop")
 
     async def restart(self, command: Command) -> dict[str, Any]:
         """Stop a server (if running), then start it."""
-        await self.stop(command)
-        return await self.start(command)
+        return await self._power(command, "restart")
 
     async def kill(self, command: Command) -> dict[str, Any]:
         """Send a signal (SIGKILL unless given) to a running server."""
-        target = command.payload_as(ServerPowerPayload)
-        await self._runtime.kill(target.server_id, signal=target.signal or "SIGKILL")
-        return {"serverId": target.server_id, "signal": target.signal or "SIGKILL"}
+        return await self._power(command, "kill")
