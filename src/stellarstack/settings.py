@@ -183,6 +183,12 @@ class PanelSettings(BaseSettings):
     )
 
     # --- servers: deployment, placement, quotas, lifecycle (owned by the servers work) ---
+    server_delete_wait: float = Field(
+        default=10.0, gt=0, le=120, description="Seconds DELETE /servers waits for the daemon."
+    )
+    server_command_ttl: float = Field(
+        default=3600.0, gt=0, le=86400, description="Seconds a server.create/delete stays valid."
+    )
 
     # --- events: the SSE stream, status caches (owned by the events work) ---
 

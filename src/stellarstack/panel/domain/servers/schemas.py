@@ -18,6 +18,7 @@ __all__ = [
     "PowerAction",
     "PowerRequest",
     "ServerCreate",
+    "ServerCreated",
     "ServerOut",
     "ServerUpdate",
     "SuspendRequest",
@@ -185,3 +186,10 @@ class DeploymentOut(ApiModel):
     started_at: datetime | None
     finished_at: datetime | None
     created_at: datetime
+
+
+class ServerCreated(ApiModel):
+    """`POST /servers` answer: the server (INSTALLING) and its install deployment."""
+
+    server: ServerOut
+    deployment: DeploymentOut
