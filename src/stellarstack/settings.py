@@ -191,6 +191,18 @@ class PanelSettings(BaseSettings):
     )
 
     # --- events: the SSE stream, status caches (owned by the events work) ---
+    events_heartbeat: float = Field(
+        default=15.0, gt=0, le=300, description="Seconds of silence before an SSE keep-alive."
+    )
+    events_access_recheck: float = Field(
+        default=5.0, gt=0, le=300, description="Seconds between re-checks of a stream's access."
+    )
+    events_queue_size: int = Field(
+        default=2000, ge=10, description="Events buffered per SSE client before it is cut off."
+    )
+    events_retry_ms: int = Field(
+        default=3000, ge=100, description="Reconnect delay (ms) suggested to SSE clients."
+    )
 
     @property
     def effective_database_url(self) -> str:

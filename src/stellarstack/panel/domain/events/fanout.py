@@ -9,6 +9,12 @@ Channels (Redis pub/sub, or in process on the embedded default):
 A message is the event's JSON (`{"id", "type", "nodeId", "serverId"?, "timestamp", "data"}`).
 Publishing is best effort: live views resync from the database, so a lost message is stale
 for one refresh, never lost state.
+
+Every event but console lines (`server.log`, which the console WebSocket carries) is also
+appended to the replay log `stellar:events:log` (a stream capped at about `REPLAY_LOG_MAXLEN`
+entries): the SSE stream of every replica tails it, and its entry ids are the SSE event ids a
+browser resumes from with `Last-Event-ID` (see `stream.py`). Server status and metrics and node
+metrics and status are cached on the way (`cache.py`).
 """
 
 from __future__ import annotations
@@ -19,16 +25,31 @@ from typing import Any
 from stellarstack.broker import Broker, BrokerError
 from stellarstack.logs import get_logger
 from stellarstack.panel.db.enums import NodeStatus
+from stellarstack.panel.domain.events.cache import record_event, record_node_status
 from stellarstack.protocol import keys
 from stellarstack.protocol.events import Event, EventType
 from stellarstack.protocol.wire import new_message_id, now
 
-__all__ = ["NODE_STATUS_EVENT", "publish_event", "publish_node_status"]
+__all__ = [
+    "EVENTS_LOG",
+    "NODE_STATUS_EVENT",
+    "REPLAY_LOG_MAXLEN",
+    "publish_event",
+    "publish_node_status",
+]
 
 log = get_logger(__name__)
 
 NODE_STATUS_EVENT = "node.status"
 """Type of the event the panel emits when a node's status changes."""
+
+EVENTS_LOG = "stellar:events:log"
+"""The replay log: every fanned-out event, in order, shared by all replicas."""
+
+REPLAY_LOG_MAXLEN = 10_000
+"""About how many events the replay log keeps (older ones are trimmed)."""
+
+_NOT_LOGGED = frozenset({EventType.SERVER_LOG.value})
 
 _SERVER_CHANNELS = {
     EventType.SERVER_STATUS: keys.server_status_channel,
@@ -48,6 +69,19 @@ async def _publish(broker: Broker, channel: str, text: str) -> None:
         log.warning("events.publish_failed", channel=channel, error=str(exc))
 
 
+async def _log(
+    broker: Broker, event_type: str, node_id: str, server_id: str | None, text: str
+) -> None:
+    """Append to the replay log (best effort, like publishing)."""
+    if event_type in _NOT_LOGGED:
+        return
+    fields = {"type": event_type, "node": node_id, "server": server_id or "", "message": text}
+    try:
+        await broker.append(EVENTS_LOG, fields, maxlen=REPLAY_LOG_MAXLEN)
+    except BrokerError as exc:
+        log.warning("events.log_failed", error=str(exc))
+
+
 async def publish_event(broker: Broker, event: Event) -> None:
     """Fan a node's event out to its node channel and, if it names a server, the server's."""
     text = _dumps(event.to_wire())
@@ -55,6 +89,8 @@ async def publish_event(broker: Broker, event: Event) -> None:
     server_channel = _SERVER_CHANNELS.get(event.known_type)  # type: ignore[arg-type]
     if event.server_id is not None and server_channel is not None:
         await _publish(broker, server_channel(event.server_id), text)
+    await _log(broker, event.type, event.node_id, event.server_id, text)
+    await record_event(broker, event)
 
 
 async def publish_node_status(
@@ -71,6 +107,8 @@ async def publish_node_status(
     text = _dumps(message)
     await _publish(broker, keys.node_events_stream(node_id), text)
     await _publish(broker, keys.GLOBAL_EVENTS_CHANNEL, text)
+    await _log(broker, NODE_STATUS_EVENT, node_id, None, text)
+    await record_node_status(broker, node_id, status)
     log.info(
         "node.status_changed",
         node_id=node_id,
