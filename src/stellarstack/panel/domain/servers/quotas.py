@@ -62,13 +62,13 @@ async def check_quotas(
             "Delete one or ask an administrator to raise the quota."
         )
     checks = (
-        ("memory", owner.max_memory_mb, used.memory_mb, memory_mb, "MiB"),
+        ("Memory", owner.max_memory_mb, used.memory_mb, memory_mb, "MiB"),
         ("CPU", owner.max_cpu, used.cpu, cpu, "%"),
-        ("disk", owner.max_disk_mb, used.disk_mb, disk_mb, "MiB"),
+        ("Disk", owner.max_disk_mb, used.disk_mb, disk_mb, "MiB"),
     )
     for label, limit, in_use, wanted, unit in checks:
         if limit is not None and in_use + wanted > limit:
             raise Forbidden(
-                f"{label.capitalize()} quota exceeded: {wanted} {unit} requested, "
+                f"{label} quota exceeded: {wanted} {unit} requested, "
                 f"{max(limit - in_use, 0)} {unit} of your {limit} {unit} left."
             )
