@@ -96,6 +96,10 @@ class Servers:
             if e.type == EventType.SERVER_STATUS and e.server_id == server_id
         ]
 
+    async def status_names(self, server_id: str) -> list[str]:
+        """The statuses published about one server, as their names."""
+        return [change.status.value for change in await self.statuses(server_id)]
+
     async def stages(self, server_id: str) -> list[DeploymentProgress]:
         """The deployment steps published about one server, in order."""
         return [
@@ -116,7 +120,7 @@ class Servers:
         """Wait until `status` was published `count` times for the server."""
 
         async def seen() -> bool:
-            return [s.status for s in await self.statuses(server_id)].count(status) >= count
+            return (await self.status_names(server_id)).count(status) >= count
 
         await eventually(seen, seconds=30)
 
@@ -191,7 +195,7 @@ async def process_servers(tmp_path: Path) -> AsyncIterator[Servers]:
     await _teardown(servers)
 
 
-@pytest.fixture(params=["docker", "process"])
+@pytest.fixture(params=[pytest.param("docker", marks=pytest.mark.docker), "process"])
 def servers(request: pytest.FixtureRequest) -> Servers:
     """The ServerManager on each runtime in turn."""
     value: Servers = request.getfixturevalue(f"{request.param}_servers")
