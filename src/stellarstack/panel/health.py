@@ -1,4 +1,9 @@
-"""Health of the panel and its dependencies (spec §15.2): 200 healthy, 503 degraded."""
+"""Health of the panel and its dependencies (spec §15.2): 200 healthy, 503 degraded.
+
+`degraded` names the dependencies that do not answer. With Redis down but the database up the
+panel keeps serving (spec §15.3): pages and the API read status from the database instead of
+the cache (`domain/events/cache.py`), only live events (SSE) pause.
+"""
 
 from __future__ import annotations
 
@@ -83,9 +88,10 @@ async def check_health(database: Database, broker: Broker, *, within: float) -> 
             log.warning("health.node_count_failed", error=_describe(exc))
             nodes = {**nodes, "error": _describe(exc)}
     checks["nodes"] = nodes
-    degraded = db_status != "healthy" or br_status != "healthy"
+    failing = [name for name in ("database", "redis") if checks[name]["status"] != "healthy"]
     return {
-        "status": "degraded" if degraded else "healthy",
+        "status": "degraded" if failing else "healthy",
+        "degraded": failing,
         "version": __version__,
         "checks": checks,
         "timestamp": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
