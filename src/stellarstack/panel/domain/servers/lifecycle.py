@@ -183,10 +183,7 @@ async def delete_server(
     if node.status not in REACHABLE:
         problem = f"Node {node.name!r} is {node.status.value}, so it cannot remove the server"
     else:
-        try:
-            problem = await _delete_on_node(db, database, broker, settings, server)
-        except PanelError as exc:
-            problem = f"The delete could not be sent: {exc.detail or exc}"
+        problem = await _delete_on_node(db, database, broker, settings, server, force=force)
     if problem is not None:
         if not force:
             raise Conflict(f"{problem}. Try again when the node is back, or force it (admins).")
@@ -205,25 +202,38 @@ async def delete_server(
 
 
 async def _delete_on_node(
-    db: AsyncSession, database: Database, broker: Broker, settings: PanelSettings, server: Server
+    db: AsyncSession,
+    database: Database,
+    broker: Broker,
+    settings: PanelSettings,
+    server: Server,
+    *,
+    force: bool,
 ) -> str | None:
+    """Send `server.delete` and wait for it: None when done, else what went wrong."""
     payload = ServerDeletePayload(server_id=str(server.id)).to_wire()
-    command = await send_command(
-        db,
-        broker,
-        server.node,
-        CommandType.SERVER_DELETE,
-        payload=payload,
-        ttl=settings.server_command_ttl,
-        max_payload_bytes=settings.command_max_payload_bytes,
-    )
+    try:
+        command = await send_command(
+            db,
+            broker,
+            server.node,
+            CommandType.SERVER_DELETE,
+            payload=payload,
+            ttl=settings.server_command_ttl,
+            max_payload_bytes=settings.command_max_payload_bytes,
+        )
+    except PanelError as exc:
+        return f"The delete could not be sent ({exc.detail or exc})"
     done = await wait_for(database, command.id, within=settings.server_delete_wait)
     if done is None or done.status == CommandStatus.SUCCEEDED:
         return None
+    wait = settings.server_delete_wait
     if done.status in (CommandStatus.QUEUED, CommandStatus.DELIVERED):
+        if force:
+            return f"Node {server.node.name!r} did not confirm the delete within {wait:g} s"
         raise DependencyUnavailable(
-            f"Node {server.node.name!r} did not confirm the delete within "
-            f"{settings.server_delete_wait:g} s; the server is kept. Try again shortly.",
+            f"Node {server.node.name!r} did not confirm the delete within {wait:g} s; "
+            "the server is kept. Try again shortly.",
             headers={"Retry-After": "5"},
         )
     return f"The node could not delete the server ({done.error or done.status.value})"
