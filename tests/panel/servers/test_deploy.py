@@ -255,6 +255,11 @@ async def test_automatic_placement_prefers_the_region_then_free_memory(
     anywhere = await player.post("/api/v1/servers", json=body)
     assert anywhere.status_code == 202 and anywhere.json()["data"]["server"]["nodeId"] == str(roomy)
     assert await panel.count(Server, node_id=hidden) == 0
+    chosen = await player.post("/api/v1/servers", json={**body, "nodeId": str(hidden)})
+    assert chosen.status_code == 422 and "nodeId" in _fields(chosen)
+    admin = await panel.user(Role.ADMIN)
+    private = await admin.post("/api/v1/servers", json={**body, "nodeId": str(hidden)})
+    assert private.status_code == 202 and private.json()["data"]["server"]["nodeId"] == str(hidden)
 
 
 async def test_a_broker_outage_leaves_no_server_behind(panel: ServersPanel) -> None:

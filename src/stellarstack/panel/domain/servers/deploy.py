@@ -161,7 +161,13 @@ async def create_server(
     values = check_values(spec, body.variables, version=tag)
     await check_quotas(db, owner, memory_mb=memory, cpu=cpu, disk_mb=disk)
     demand = placement.Demand(memory, disk, cpu, tuple(p.protocol for p in spec.ports))
-    node = await placement.choose_node(db, demand, node_id=body.node_id, region=body.region)
+    node = await placement.choose_node(
+        db,
+        demand,
+        node_id=body.node_id,
+        region=body.region,
+        allow_private=can_manage_any_server(principal),
+    )
     server = Server(
         name=body.name,
         description=body.description,

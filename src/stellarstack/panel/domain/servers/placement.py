@@ -135,7 +135,12 @@ async def _free_count(db: AsyncSession, node_id: uuid.UUID) -> int:
 
 
 async def choose_node(
-    db: AsyncSession, demand: Demand, *, node_id: uuid.UUID | None, region: str | None
+    db: AsyncSession,
+    demand: Demand,
+    *,
+    node_id: uuid.UUID | None,
+    region: str | None,
+    allow_private: bool = False,
 ) -> Node:
     """The node for a new server: the one asked for if it can take it, else the best public one.
 
@@ -143,7 +148,7 @@ async def choose_node(
     """
     if node_id is not None:
         node = await db.get(Node, node_id)
-        if node is None:
+        if node is None or not (node.public or allow_private):
             raise ValidationFailed([FieldError("nodeId", "There is no node with this id.")])
         why = _unavailable(node)
         if why is None:
