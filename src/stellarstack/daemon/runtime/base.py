@@ -21,7 +21,7 @@ import ipaddress
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
 from typing import ClassVar, Literal, Self
@@ -159,6 +159,14 @@ class ResourceStats:
     network_rx_bytes: int = 0
     network_tx_bytes: int = 0
     pids: int = 0
+    started_at: datetime | None = None
+
+    @property
+    def uptime(self) -> float | None:
+        """Seconds since the server's process started, when known."""
+        if self.started_at is None:
+            return None
+        return max((datetime.now(UTC) - self.started_at).total_seconds(), 0.0)
 
 
 @dataclass(frozen=True, slots=True)

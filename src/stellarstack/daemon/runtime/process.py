@@ -1,37 +1,43 @@
-"""The process runtime: servers as local child processes, for machines without Docker.
+"""The process runtime: servers as local processes, for machines without Docker.
 
-Each server runs its startup command in its own directory and process group, with stdin
-piped for console input and stdout/stderr split into lines. Memory and process-count limits
-are applied as RLIMITs by `launcher.py`; there is no CPU cap, network or file isolation, so
-this runtime suits a single trusted machine (the embedded default), not shared hosting.
+Each server's startup command runs in its own directory under a pseudo-terminal, owned by a
+small detached supervisor (`supervisor.py`) that outlives the daemon. The runtime keeps one
+directory per server under its state dir (`process_files.py`), so a daemon started later
+finds running servers again (`list_managed`, `status`) and can attach, send input, stop,
+kill, wait and sample them. Memory and process-count limits are RLIMITs (`launcher.py`);
+there is no CPU cap, network or file isolation: this runtime suits a single trusted machine
+(the embedded default), not shared hosting.
+
+Without a `state_dir` the runtime is ephemeral: it uses a private temporary directory and
+stops its servers on `close()`. With one, `close()` leaves them running for the next daemon.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import errno
 import os
 import shutil
 import signal as signals
 import sys
-from collections import deque
+import tempfile
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import ClassVar
 
 import psutil
 
-from stellarstack.daemon.runtime import launcher
+from stellarstack.daemon.runtime import supervisor
 from stellarstack.daemon.runtime.base import (
     ContainerSpec,
     ContainerState,
     ContainerStatus,
     OutputLine,
     OutputStream,
+    PullProgress,
     ResourceStats,
     Runtime,
-    StreamName,
 )
 from stellarstack.daemon.runtime.errors import (
     ContainerConflictError,
@@ -39,194 +45,277 @@ from stellarstack.daemon.runtime.errors import (
     ContainerRuntimeError,
     InvalidSpecError,
 )
+from stellarstack.daemon.runtime.install import check_timeout
 from stellarstack.daemon.runtime.output import LineSplitter
+from stellarstack.daemon.runtime.process_exec import (
+    ProcessProbes,
+    command_argv,
+    environment,
+    parse_signal,
+    run_command,
+    sample_tree,
+    signal_group,
+)
+from stellarstack.daemon.runtime.process_files import (
+    LogFollower,
+    RunRecord,
+    ServerFiles,
+    is_server_id,
+)
+from stellarstack.daemon.runtime.subscribers import QueueOutput, Subscribers
 from stellarstack.logs import get_logger
 
-__all__ = ["HISTORY_LINES", "ProcessRuntime", "parse_signal"]
+__all__ = ["LOG_CAP", "ProcessRuntime", "parse_signal"]
 
 log = get_logger(__name__)
 
-HISTORY_LINES = 1000
-"""Lines of output kept per server for `logs()`."""
+LOG_CAP = 8 << 20
+"""Bytes of output kept per server on disk (twice this with the rotated file)."""
 
-_SUBSCRIBER_BACKLOG = 10_000
-_READ_CHUNK = 64 * 1024
-_DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-_Item = OutputLine | None
-
-
-def parse_signal(value: str | int) -> signals.Signals:
-    """`SIGTERM`, `TERM` or `15` as a signal; InvalidSpecError for anything else."""
-    try:
-        if isinstance(value, int) or value.isdigit():
-            return signals.Signals(int(value))
-        name = value.upper()
-        return signals.Signals[name if name.startswith("SIG") else f"SIG{name}"]
-    except (KeyError, ValueError) as exc:
-        raise InvalidSpecError(f"unknown signal {value!r}") from exc
-
-
-class _QueueOutput(OutputStream):
-    """Lines delivered by a server's output pumps into one subscriber queue."""
-
-    def __init__(self, queue: asyncio.Queue[_Item], subscribers: set[asyncio.Queue[_Item]]):
-        self._queue = queue
-        self._subscribers = subscribers
-        self._closed = False
-
-    async def __anext__(self) -> OutputLine:
-        if self._closed:
-            raise StopAsyncIteration
-        item = await self._queue.get()
-        if item is None:
-            self._closed = True
-            raise StopAsyncIteration
-        return item
-
-    async def aclose(self) -> None:
-        """Unsubscribe; lines already queued are dropped."""
-        self._closed = True
-        self._subscribers.discard(self._queue)
+_LIVENESS_EVERY = 20
+"""Check the supervisor's pid every this many idle polls (it writes exit.json otherwise)."""
+_START_SECONDS = 10.0
+_INPUT_SECONDS = 5.0
 
 
 @dataclass(eq=False)
 class _Server:
-    """What the runtime knows about one server."""
+    """What this runtime instance knows about one server."""
 
     spec: ContainerSpec
-    status: ContainerStatus = ContainerStatus.CREATED
-    process: asyncio.subprocess.Process | None = None
-    exit_code: int | None = None
-    started_at: datetime | None = None
-    finished_at: datetime | None = None
-    history: deque[OutputLine] = field(default_factory=lambda: deque(maxlen=HISTORY_LINES))
-    subscribers: set[asyncio.Queue[_Item]] = field(default_factory=set)
+    files: ServerFiles
+    record: RunRecord = field(default_factory=RunRecord)
+    subscribers: Subscribers = field(default_factory=Subscribers)
     stopped: asyncio.Event = field(default_factory=asyncio.Event)
-    supervisor: asyncio.Task[None] | None = None
-    probes: dict[int, psutil.Process] = field(default_factory=dict)
-    start_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-
-    def __post_init__(self) -> None:
-        self.stopped.set()
+    watcher: asyncio.Task[None] | None = None
+    probes: ProcessProbes = field(default_factory=dict)
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    lost: bool = False
 
     @property
     def running(self) -> bool:
-        """True while the main process lives."""
-        return self.process is not None
-
-    def publish(self, line: OutputLine) -> None:
-        """Keep a line in the history and hand it to every subscriber."""
-        self.history.append(line)
-        for queue in self.subscribers:
-            if queue.full():  # a reader that fell far behind loses its oldest lines
-                queue.get_nowait()
-            queue.put_nowait(line)
-
-    def end_subscriptions(self) -> None:
-        """Tell every subscriber the output has ended."""
-        for queue in self.subscribers:
-            if queue.full():
-                queue.get_nowait()
-            queue.put_nowait(None)
-        self.subscribers.clear()
+        """True while the supervisor reports the server's process alive."""
+        return self.record.pid is not None and not self.record.ended and not self.lost
 
     def state(self) -> ContainerState:
         """A snapshot for callers."""
+        record = self.record
+        if self.running:
+            status = ContainerStatus.RUNNING
+        elif self.lost:
+            status = ContainerStatus.DEAD
+        elif record.ended:
+            status = ContainerStatus.EXITED
+        else:
+            status = ContainerStatus.CREATED
         return ContainerState(
             server_id=self.spec.server_id,
-            status=self.status,
-            container_id=str(self.process.pid) if self.process else "",
-            exit_code=self.exit_code,
-            started_at=self.started_at,
-            finished_at=self.finished_at,
+            status=status,
+            container_id=str(record.pid) if self.running else "",
+            exit_code=record.exit_code if record.ended else None,
+            started_at=record.started_at,
+            finished_at=record.finished_at,
         )
 
 
 class ProcessRuntime(Runtime):
-    """Servers as child processes of the daemon; they stop when the runtime closes."""
+    """Servers as supervised local processes that survive a daemon restart (with a state dir)."""
 
     name: ClassVar[str] = "process"
 
-    def __init__(self, *, close_grace: float = 10.0) -> None:
-        self._servers: dict[str, _Server] = {}
+    def __init__(
+        self,
+        *,
+        state_dir: Path | None = None,
+        close_grace: float = 10.0,
+        log_cap: int = LOG_CAP,
+        poll_interval: float = 0.05,
+    ) -> None:
+        self._ephemeral = state_dir is None
+        if state_dir is None:
+            state_dir = Path(tempfile.mkdtemp(prefix="stellarstack-processes-"))
+        state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self._state_dir = state_dir.resolve()
         self._close_grace = close_grace
+        self._log_cap = log_cap
+        self._poll = poll_interval
+        self._servers: dict[str, _Server] = {}
+        self._discover()
+
+    @property
+    def state_dir(self) -> Path:
+        """Where the servers' records live."""
+        return self._state_dir
+
+    def _discover(self) -> None:
+        """Load every server recorded in the state dir that this instance does not know yet."""
+        for entry in sorted(self._state_dir.iterdir()):
+            if entry.name in self._servers or not is_server_id(entry.name) or not entry.is_dir():
+                continue
+            files = ServerFiles(entry)
+            try:
+                spec = files.read_spec()
+            except (OSError, ValueError, TypeError, KeyError) as exc:
+                log.warning("runtime.process_record_unreadable", path=str(entry), error=str(exc))
+                continue
+            server = _Server(spec, files)
+            self._refresh(server)
+            self._servers[entry.name] = server
+
+    def _refresh(self, server: _Server) -> None:
+        """Re-read the run record; a supervisor that vanished without one marks the run lost."""
+        server.record = server.files.record()
+        pid = server.record.supervisor_pid
+        server.lost = bool(
+            pid and not server.record.ended and not server.files.supervisor_alive(pid)
+        )
+        if server.running:
+            server.stopped.clear()
+        else:
+            server.stopped.set()
 
     def _get(self, server_id: str) -> _Server:
-        try:
-            return self._servers[server_id]
-        except KeyError:
-            raise ContainerNotFoundError(f"{server_id}: no such server") from None
+        server = self._servers.get(server_id)
+        if server is None and is_server_id(server_id) and (self._state_dir / server_id).is_dir():
+            self._discover()
+            server = self._servers.get(server_id)
+        if server is None:
+            raise ContainerNotFoundError(f"{server_id}: no such server")
+        if server.running and server.watcher is None:
+            self._watch(server, LogFollower(server.files.log))
+        return server
 
     async def ping(self) -> None:
-        """Always answers: the runtime is this process."""
+        """Always answers: the runtime is this machine."""
+
+    async def pull(self, image: str, on_progress: PullProgress | None = None) -> None:
+        """Nothing to pull: processes run what is installed in the server directory."""
+
+    async def run_once(
+        self,
+        spec: ContainerSpec,
+        *,
+        timeout: float,  # noqa: ASYNC109 - the install's own budget, enforced inside
+        on_output: Callable[[OutputLine], Awaitable[None]] | None = None,
+    ) -> int:
+        """Run the spec's command in its directory to its end, with its limits; kill on timeout."""
+        check_timeout(timeout)
+        if not spec.command or spec.volume_dir is None:
+            raise InvalidSpecError("an install step needs a command and the server directory")
+        await asyncio.to_thread(spec.volume_dir.mkdir, parents=True, exist_ok=True)
+        log.info("runtime.install_started", server_id=spec.server_id, runtime=self.name)
+        code = await run_command(spec, timeout=timeout, on_output=on_output)
+        log.info("runtime.install_finished", server_id=spec.server_id, code=code)
+        return code
 
     async def create(self, spec: ContainerSpec) -> ContainerState:
-        """Register the server; its command runs in `volume_dir` (created if missing)."""
+        """Record the server; its command runs in `volume_dir` (created if missing)."""
         if not spec.command:
             raise InvalidSpecError("the process runtime needs a startup command")
         if spec.volume_dir is None:
             raise InvalidSpecError("the process runtime needs a volume_dir to run in")
-        if spec.server_id in self._servers:
+        files = ServerFiles(self._state_dir / spec.server_id)
+        if spec.server_id in self._servers or files.directory.exists():
             raise ContainerConflictError(f"{spec.server_id}: already exists")
         await asyncio.to_thread(spec.volume_dir.mkdir, parents=True, exist_ok=True)
-        server = self._servers[spec.server_id] = _Server(spec)
+        await asyncio.to_thread(files.write_spec, spec)
+        server = self._servers[spec.server_id] = _Server(spec, files)
+        server.stopped.set()
         return server.state()
 
     async def start(self, server_id: str) -> None:
-        """Run the startup command in a new process group."""
+        """Start the command under a detached supervisor and a pseudo-terminal."""
         server = self._get(server_id)
-        async with server.start_lock:
+        async with server.lock:
             if server.running:
                 raise ContainerConflictError(f"{server_id}: already running")
-            env = _environment(server.spec)
-            argv = _argv(server.spec, env)
+            if server.watcher is not None:
+                await server.watcher
+            spec = server.spec
+            env = environment(spec)
+            launch = {
+                "argv": command_argv(spec, env),
+                "cwd": str(spec.volume_dir),
+                "env": env,
+                "log_cap": self._log_cap,
+            }
+            server.files.write_launch(launch)
+            follower = LogFollower(server.files.log)
             try:
-                process = await asyncio.create_subprocess_exec(
-                    *argv,
-                    cwd=server.spec.volume_dir,
-                    env=env,
-                    stdin=asyncio.subprocess.PIPE,
-                    stdout=asyncio.subprocess.PIPE,
-                    stderr=asyncio.subprocess.PIPE,
-                    start_new_session=True,
-                )
-            except OSError as exc:
-                raise ContainerRuntimeError(f"{server_id}: cannot start: {exc}") from exc
-            server.process, server.status = process, ContainerStatus.RUNNING
-            server.exit_code, server.finished_at = None, None
-            server.started_at = datetime.now(UTC)
+                await self._spawn(server)
+            except BaseException:
+                follower.close()
+                raise
             server.probes.clear()
-            server.stopped.clear()
-            server.supervisor = asyncio.create_task(
-                self._supervise(server, process), name=f"process-runtime:{server_id}"
-            )
-        log.info("runtime.process_started", server_id=server_id, pid=process.pid)
+            self._watch(server, follower)
+        log.info("runtime.process_started", server_id=server_id, pid=server.record.pid)
 
-    async def _supervise(self, server: _Server, process: asyncio.subprocess.Process) -> None:
-        """Pump output while the process lives, then record how it ended."""
-        assert process.stdout is not None and process.stderr is not None
-        pumps = [
-            asyncio.create_task(_pump(server, process.stdout, "stdout")),
-            asyncio.create_task(_pump(server, process.stderr, "stderr")),
-        ]
+    async def _spawn(self, server: _Server) -> None:
+        """Run the supervisor (it detaches) and wait for it to report the server's pid."""
+        argv = [sys.executable, "-I", "-S", supervisor.__file__, str(server.files.directory)]
         try:
-            code = await process.wait()
-            # The server is over when its main process is; leftovers of its group go too
-            # (as in a container), which also closes the pipes they inherited.
-            _signal_group(process, signals.SIGKILL)
-            _, pending = await asyncio.wait(pumps, timeout=1.0)
-            for task in pending:
-                task.cancel()
+            process = await asyncio.create_subprocess_exec(
+                *argv, stdin=asyncio.subprocess.DEVNULL, start_new_session=True
+            )
+            await process.wait()
+        except OSError as exc:
+            raise ContainerRuntimeError(f"{server.spec.server_id}: cannot start: {exc}") from exc
+        try:
+            async with asyncio.timeout(_START_SECONDS):
+                # The supervisor, another process, writes the record: poll for it.
+                while (record := server.files.record()).pid is None and not record.ended:  # noqa: ASYNC110
+                    await asyncio.sleep(0.01)
+        except TimeoutError:
+            raise ContainerRuntimeError(
+                f"{server.spec.server_id}: the supervisor did not start "
+                f"({server.files.supervisor_errors() or 'no error recorded'})"
+            ) from None
+        if record.pid is None:
+            raise ContainerRuntimeError(
+                f"{server.spec.server_id}: cannot start: {server.files.supervisor_errors()}"
+            )
+        server.record, server.lost = record, False
+        server.stopped.clear()
+
+    def _watch(self, server: _Server, follower: LogFollower) -> None:
+        server.watcher = asyncio.create_task(
+            self._follow(server, follower), name=f"process-runtime:{server.spec.server_id}"
+        )
+
+    async def _follow(self, server: _Server, follower: LogFollower) -> None:
+        """Publish output lines until the run ends, then record how it ended."""
+        splitter, idle = LineSplitter(), 0
+        try:
+            while True:
+                if data := follower.read():
+                    server.subscribers.publish(splitter.feed(data))
+                    idle = 0
+                    await asyncio.sleep(0)
+                    continue
+                if server.files.has_ended():
+                    while data := follower.read():
+                        server.subscribers.publish(splitter.feed(data))
+                    break
+                idle += 1
+                if idle % _LIVENESS_EVERY == 0:
+                    self._refresh(server)
+                    if server.lost:
+                        break
+                await asyncio.sleep(self._poll)
+            server.subscribers.publish(splitter.flush())
+            self._refresh(server)
         finally:
-            for task in pumps:
-                task.cancel()
-            await asyncio.gather(*pumps, return_exceptions=True)
-        server.exit_code = 128 - code if code < 0 else code
-        server.process, server.status = None, ContainerStatus.EXITED
-        server.finished_at = datetime.now(UTC)
-        server.end_subscriptions()
+            follower.close()
+            server.watcher = None
+        server.subscribers.end()
         server.stopped.set()
-        log.info("runtime.process_exited", server_id=server.spec.server_id, code=server.exit_code)
+        state = server.state()
+        log.info(
+            "runtime.process_exited",
+            server_id=server.spec.server_id,
+            code=state.exit_code,
+            status=str(state.status),
+        )
 
     async def stop(
         self, server_id: str, *, signal: str = "SIGTERM", grace: float = 30.0
@@ -234,33 +323,36 @@ class ProcessRuntime(Runtime):
         """Signal the process group, wait up to `grace` seconds, then SIGKILL it."""
         server = self._get(server_id)
         sig = parse_signal(signal)
-        if server.process is not None:
-            _signal_group(server.process, sig)
+        if server.running:
+            self._signal(server, sig)
             try:
                 async with asyncio.timeout(grace):
                     await server.stopped.wait()
             except TimeoutError:
-                if server.process is not None:
-                    _signal_group(server.process, signals.SIGKILL)
+                self._signal(server, signals.SIGKILL)
                 await server.stopped.wait()
         return server.state()
+
+    def _signal(self, server: _Server, sig: signals.Signals) -> None:
+        if server.running and server.record.pid is not None:
+            signal_group(server.record.pid, sig)
 
     async def kill(self, server_id: str, *, signal: str = "SIGKILL") -> None:
         """Signal the whole process group now."""
         server = self._get(server_id)
         sig = parse_signal(signal)
-        if server.process is None:
+        if not server.running:
             raise ContainerConflictError(f"{server_id}: not running")
-        _signal_group(server.process, sig)
+        self._signal(server, sig)
 
     async def remove(self, server_id: str) -> None:
-        """Kill the process if it runs and forget the server."""
+        """Kill the process if it runs and forget the server (its files stay)."""
         server = self._get(server_id)
-        if server.process is not None:
-            _signal_group(server.process, signals.SIGKILL)
+        self._signal(server, signals.SIGKILL)
         await server.stopped.wait()
-        server.end_subscriptions()
+        server.subscribers.end()
         self._servers.pop(server_id, None)
+        await asyncio.to_thread(shutil.rmtree, server.files.directory, True)
 
     async def status(self, server_id: str) -> ContainerState:
         """The server's current state."""
@@ -274,116 +366,73 @@ class ProcessRuntime(Runtime):
 
     async def attach(self, server_id: str) -> OutputStream:
         """Subscribe to output lines of the current (or next) run."""
-        server = self._get(server_id)
-        queue: asyncio.Queue[_Item] = asyncio.Queue(maxsize=_SUBSCRIBER_BACKLOG)
-        server.subscribers.add(queue)
-        return _QueueOutput(queue, server.subscribers)
+        return QueueOutput(self._get(server_id).subscribers)
 
     async def logs(self, server_id: str, *, tail: int = 100) -> list[OutputLine]:
-        """The last `tail` lines kept in memory (at most HISTORY_LINES)."""
-        history = self._get(server_id).history
-        return list(history)[-tail:] if tail > 0 else []
+        """The last `tail` lines of output kept on disk."""
+        server = self._get(server_id)
+        lines = await asyncio.to_thread(server.files.tail, tail)
+        return [OutputLine("stdout", text) for text in lines]
 
     async def send_input(self, server_id: str, data: str) -> None:
-        """Write to the process's stdin."""
+        """Write to the server's terminal through its supervisor."""
         server = self._get(server_id)
-        process = server.process
-        if process is None or process.stdin is None:
+        if not server.running:
             raise ContainerConflictError(f"{server_id}: not running")
+        payload = data.encode()
         try:
-            process.stdin.write(data.encode())
-            await process.stdin.drain()
-        except (BrokenPipeError, ConnectionResetError) as exc:
-            raise ContainerConflictError(f"{server_id}: stdin is closed") from exc
+            fd = os.open(server.files.fifo, os.O_WRONLY | os.O_NONBLOCK)
+        except OSError as exc:  # ENXIO: nobody reads the FIFO any more
+            raise ContainerConflictError(f"{server_id}: the console is closed") from exc
+        try:
+            async with asyncio.timeout(_INPUT_SECONDS):
+                while payload:
+                    try:
+                        payload = payload[os.write(fd, payload) :]
+                    except BlockingIOError:
+                        await asyncio.sleep(0.01)
+        except TimeoutError:
+            raise ContainerConflictError(f"{server_id}: the console does not take input") from None
+        except OSError as exc:
+            if exc.errno != errno.EPIPE:
+                raise ContainerRuntimeError(f"{server_id}: cannot write input: {exc}") from exc
+            raise ContainerConflictError(f"{server_id}: the console is closed") from exc
+        finally:
+            os.close(fd)
 
     async def stats(self, server_id: str) -> ResourceStats:
-        """CPU and memory of the process and its children (cpu is 0 on the first sample)."""
+        """CPU, memory and processes of the server's tree (cpu is 0 on the first sample)."""
         server = self._get(server_id)
-        if server.process is None:
+        pid = server.record.pid
+        if not server.running or pid is None:
             raise ContainerConflictError(f"{server_id}: not running")
-        return _sample(server, server.process.pid)
+        try:
+            cpu, memory, pids = sample_tree(pid, server.probes)
+        except psutil.Error as exc:
+            raise ContainerConflictError(f"{server_id}: process is gone") from exc
+        return ResourceStats(
+            cpu_percent=cpu,
+            memory_bytes=memory,
+            memory_limit_bytes=server.spec.memory_limit or 0,
+            pids=pids,
+            started_at=server.record.started_at,
+        )
 
     async def list_managed(self) -> list[ContainerState]:
-        """Every server registered with this runtime."""
-        return [server.state() for server in self._servers.values()]
+        """Every server recorded in the state dir (found again after a daemon restart)."""
+        self._discover()
+        return [self._get(server_id).state() for server_id in list(self._servers)]
 
     async def close(self) -> None:
-        """Stop every running server (SIGTERM, then SIGKILL after `close_grace`)."""
-        running = [sid for sid, server in self._servers.items() if server.running]
-        await asyncio.gather(*(self.stop(sid, grace=self._close_grace) for sid in running))
-        supervisors = [s.supervisor for s in self._servers.values() if s.supervisor]
-        await asyncio.gather(*supervisors, return_exceptions=True)
+        """Stop following output; an ephemeral runtime also stops its servers and files."""
+        if self._ephemeral:
+            running = [sid for sid, server in self._servers.items() if server.running]
+            await asyncio.gather(*(self.stop(sid, grace=self._close_grace) for sid in running))
+        watchers = [s.watcher for s in self._servers.values() if s.watcher is not None]
+        for task in watchers:
+            task.cancel()
+        await asyncio.gather(*watchers, return_exceptions=True)
         for server in self._servers.values():
-            server.end_subscriptions()
-
-
-async def _pump(server: _Server, reader: asyncio.StreamReader, name: StreamName) -> None:
-    """Read one pipe until EOF, publishing complete lines."""
-    splitter = LineSplitter()
-    try:
-        while chunk := await reader.read(_READ_CHUNK):
-            for text in splitter.feed(chunk):
-                server.publish(OutputLine(name, text))
-    finally:
-        for text in splitter.flush():
-            server.publish(OutputLine(name, text))
-
-
-def _signal_group(process: asyncio.subprocess.Process, sig: signals.Signals) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(process.pid, sig)
-
-
-def _environment(spec: ContainerSpec) -> dict[str, str]:
-    """A small, explicit environment: the daemon's own variables (tokens) never leak."""
-    assert spec.volume_dir is not None
-    env = {"PATH": os.environ.get("PATH", _DEFAULT_PATH), "HOME": str(spec.volume_dir)}
-    env["LANG"] = "C.UTF-8"
-    env.update(spec.env)
-    return env
-
-
-def _argv(spec: ContainerSpec, env: dict[str, str]) -> list[str]:
-    """The resolved command, wrapped by the launcher when there are limits to apply."""
-    assert spec.volume_dir is not None
-    program = spec.command[0]
-    if "/" in program:
-        candidate = Path(program) if Path(program).is_absolute() else spec.volume_dir / program
-        found = str(candidate) if os.access(candidate, os.X_OK) and candidate.is_file() else None
-    else:
-        found = shutil.which(program, path=env["PATH"])
-    if found is None:
-        raise InvalidSpecError(f"{program!r} is not an executable in PATH or the server directory")
-    command = [found, *spec.command[1:]]
-    options: list[str] = []
-    if spec.memory_limit is not None:
-        options += ["--as", str(spec.memory_limit)]
-    if spec.pids_limit is not None:
-        options += ["--nproc", str(spec.pids_limit)]
-    if not options or os.name != "posix":
-        return command
-    return [sys.executable, "-I", "-S", launcher.__file__, *options, "--", *command]
-
-
-def _sample(server: _Server, pid: int) -> ResourceStats:
-    """Sum cpu and memory over the process tree, keeping psutil handles for cpu deltas."""
-    try:
-        root = server.probes.get(pid) or psutil.Process(pid)
-        tree = [root, *root.children(recursive=True)]
-    except psutil.Error as exc:
-        raise ContainerConflictError(f"{server.spec.server_id}: process is gone") from exc
-    cpu, memory, seen = 0.0, 0, set()
-    for proc in tree:
-        probe = server.probes.setdefault(proc.pid, proc)
-        with contextlib.suppress(psutil.Error):
-            cpu += probe.cpu_percent(None)
-            memory += probe.memory_info().rss
-            seen.add(proc.pid)
-    for stale in server.probes.keys() - seen:
-        del server.probes[stale]
-    return ResourceStats(
-        cpu_percent=cpu,
-        memory_bytes=memory,
-        memory_limit_bytes=server.spec.memory_limit or 0,
-        pids=len(seen),
-    )
+            server.subscribers.end()
+        if self._ephemeral:
+            await asyncio.to_thread(shutil.rmtree, self._state_dir, True)
