@@ -26,7 +26,7 @@ import structlog
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.support.game_image import GAME_IMAGE, build_game_image
+from tests.support.game_image import GAME_IMAGE, GAME_SCRIPT_PATH, build_game_image
 from tests.support.services import free_port, start_docker
 
 from stellarstack.broker import MemoryBroker
@@ -47,7 +47,7 @@ def game_spec(server_id: str, *, ready: bool) -> ServerSpec:
         {
             "serverId": server_id,
             "image": GAME_IMAGE,
-            "command": ["sh", "/game.sh"],
+            "command": ["sh", GAME_SCRIPT_PATH],
             "limits": {"memoryMb": 128, "diskMb": 256, "pids": 64},
             "ports": [{"ip": "127.0.0.1", "port": free_port(), "primary": True}],
             "stop": {"signal": "SIGTERM", "timeout": 10},

@@ -24,6 +24,7 @@ __all__ = [
     "GAME_BLUEPRINT_SLUG",
     "GAME_IMAGE",
     "GAME_SCRIPT",
+    "GAME_SCRIPT_PATH",
     "build_game_image",
     "game_blueprint_yaml",
     "write_game_blueprint",
@@ -32,6 +33,8 @@ __all__ = [
 
 GAME_IMAGE = "stellarstack-test/game:latest"
 GAME_BLUEPRINT_SLUG = "test-game"
+GAME_SCRIPT_PATH = "/game.sh"
+"""Where the script is inside the image (the process runtime runs a copy: write_game_script)."""
 
 GAME_SCRIPT = r"""#!/bin/sh
 # StellarStack test game: see tests/support/game_image.py.
@@ -98,7 +101,7 @@ def build_game_image(host: str) -> str | None:
     return None
 
 
-def game_blueprint_yaml(script: str = "/game.sh", *, image: str = GAME_IMAGE) -> str:
+def game_blueprint_yaml(script: str = GAME_SCRIPT_PATH, *, image: str = GAME_IMAGE) -> str:
     """A blueprint for the test game; `script` is where the game script is on the node."""
     return f"""\
 slug: {GAME_BLUEPRINT_SLUG}
@@ -127,7 +130,7 @@ versions:
 """
 
 
-def write_game_blueprint(directory: Path, script: str = "/game.sh") -> Path:
+def write_game_blueprint(directory: Path, script: str = GAME_SCRIPT_PATH) -> Path:
     """Write the test game blueprint into `directory` (an operator blueprint dir)."""
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / f"{GAME_BLUEPRINT_SLUG}.yaml"

@@ -36,7 +36,12 @@ from stellarstack.protocol.events import (
 )
 from stellarstack.protocol.servers import ServerSpec
 from tests.daemon.waiting import eventually
-from tests.support.game_image import GAME_IMAGE, build_game_image, write_game_script
+from tests.support.game_image import (
+    GAME_IMAGE,
+    GAME_SCRIPT_PATH,
+    build_game_image,
+    write_game_script,
+)
 from tests.support.services import DockerEngine, free_port, require
 
 __all__ = ["Servers"]
@@ -149,7 +154,7 @@ async def _servers(kind: str, runtime: Runtime, tmp_path: Path, install_image: s
     store = SpecStore(tmp_path / "daemon")
     consoles = ConsoleHub(ConsoleLimits())
     consoles.bind(runtime)
-    script = "/game.sh" if kind == "docker" else str(write_game_script(tmp_path / "game"))
+    script = GAME_SCRIPT_PATH if kind == "docker" else str(write_game_script(tmp_path / "game"))
     manager = ServerManager(
         runtime, store, EventPublisher(broker, node_id), consoles, stats_interval=0.2
     )

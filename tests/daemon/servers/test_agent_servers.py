@@ -16,7 +16,7 @@ from stellarstack.protocol import Command, CommandResult, CommandStatus, EventTy
 from stellarstack.protocol.events import Event, ServerStatusChange
 from stellarstack.settings import DaemonSettings
 from tests.daemon.waiting import events_until
-from tests.support.game_image import GAME_IMAGE
+from tests.support.game_image import GAME_IMAGE, GAME_SCRIPT_PATH
 from tests.support.services import DockerEngine, free_port
 
 
@@ -38,7 +38,7 @@ def wire_spec(server_id: str, **overrides: Any) -> dict[str, Any]:
         "serverId": server_id,
         "deploymentId": "dep-1",
         "image": GAME_IMAGE,
-        "command": ["sh", "/game.sh"],
+        "command": ["sh", GAME_SCRIPT_PATH],
         "limits": {"memoryMb": 128, "diskMb": 256, "pids": 64},
         "ports": [{"ip": "127.0.0.1", "port": free_port(), "primary": True}],
         "stop": {"command": "stop", "timeout": 10},

@@ -9,6 +9,7 @@ import pytest
 from stellarstack.daemon.errors import CommandFailedError
 from stellarstack.daemon.servers.ready import LogMatcher
 from tests.daemon.servers.conftest import Servers
+from tests.support.services import free_port
 
 
 def test_a_catastrophic_pattern_gives_up_instead_of_hanging() -> None:
@@ -61,3 +62,25 @@ async def test_a_server_that_exits_while_starting_fails_the_start(
         await process_servers.manager.create(spec)
     await process_servers.wait_status(server_id, "crashed")
     assert await process_servers.exists(server_id)  # kept: the console shows why
+
+
+async def test_an_http_check_wants_a_2xx_answer(process_servers: Servers, server_id: str) -> None:
+    ready = {"type": "http", "path": "/no-such-page", "timeout": 1.5}
+    result = await process_servers.manager.create(process_servers.spec(server_id, ready=ready))
+    assert result["status"] == "running"
+    [alert] = await process_servers.alerts(server_id)
+    assert "did not pass its http ready check" in alert.message
+
+
+async def test_a_udp_port_counts_as_ready_while_the_process_lives(
+    process_servers: Servers, server_id: str
+) -> None:
+    port = free_port()
+    spec = process_servers.spec(
+        server_id,
+        ports=[{"ip": "127.0.0.1", "port": port, "protocol": "udp", "primary": True}],
+        env={"SERVER_PORT": str(free_port())},  # nothing answers on the udp port number
+        ready={"type": "port", "timeout": 1},
+    )
+    assert (await process_servers.manager.create(spec))["status"] == "running"
+    assert await process_servers.alerts(server_id) == []
