@@ -15,7 +15,7 @@ import json
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, get_args
 from urllib.parse import urlsplit
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -25,12 +25,15 @@ from stellarstack.broker import BrokerError
 from stellarstack.daemon.agent import Agent
 from stellarstack.daemon.console import Inbound, Outbound, ServerConsole, Viewer, ViewerClosed
 from stellarstack.daemon.console import encode as encode_frame
+from stellarstack.daemon.errors import CommandFailedError
 from stellarstack.daemon.runtime import ContainerRuntimeError
+from stellarstack.daemon.servers.manager import ServerManager
 from stellarstack.logs import get_logger
 from stellarstack.protocol import keys
 from stellarstack.protocol.events import Event
 from stellarstack.protocol.tokens import (
     ConsoleClaims,
+    PowerAction,
     TokenError,
     TokenExpiredError,
     read_public_key,
@@ -45,6 +48,7 @@ EXPIRY_WARNING = 60.0
 """Seconds before a token's `exp` when the socket is told to fetch a new one."""
 
 MAX_COMMAND_CHARS = 4096
+POWER_ACTIONS: tuple[str, ...] = get_args(PowerAction)
 FLOOD_DROPS = 200
 """Messages refused for rate before the socket is closed as a flood."""
 
@@ -166,6 +170,14 @@ class ConsoleEndpoint:
             raise _Close(CloseCode.TOKEN_EXPIRED, str(exc)) from exc
         except TokenError as exc:
             raise _Close(CloseCode.AUTH_FAILED, str(exc)) from exc
+
+    def managed(self, server_id: str) -> ServerManager | None:
+        """The server manager when it deployed `server_id` (power then goes through it)."""
+        try:
+            manager = self.agent.servers
+        except RuntimeError:  # not started for a registered node
+            return None
+        return manager if manager.entry(server_id).spec is not None else None
 
     async def audit(self, server_id: str, action: str, data: dict[str, Any]) -> None:
         """Publish `console.<action>` to this node's event stream (the panel's audit log)."""
@@ -360,7 +372,7 @@ class ConsoleSession:
         )
 
     def _power(self, console: ServerConsole, claims: ConsoleClaims, action: str) -> None:
-        if action not in ("start", "stop", "restart", "kill"):
+        if action not in POWER_ACTIONS:
             reason = "set state takes start, stop, restart or kill"
             self._spawn(self.send(Outbound.DAEMON_ERROR, reason))
         elif action not in claims.permissions.power:
@@ -368,10 +380,14 @@ class ConsoleSession:
         else:
             self._spawn(self._run_power(console, action))
 
-    async def _run_power(self, console: ServerConsole, action: str) -> None:
+    async def _run_power(self, console: ServerConsole, action: PowerAction) -> None:
         try:
-            await console.power(action)
-        except ContainerRuntimeError as exc:
+            manager = self.endpoint.managed(self.server_id)
+            if manager is not None:  # a deployed server: its lifecycle reports to the panel
+                await manager.power(self.server_id, action)
+            else:
+                await console.power(action)
+        except (ContainerRuntimeError, CommandFailedError) as exc:
             await self.send(Outbound.DAEMON_ERROR, f"{action} failed: {exc}")
         else:
             await self.endpoint.audit(self.server_id, "power", {**self._who(), "action": action})
