@@ -63,6 +63,14 @@ versions:
 """
 
 
+class Caller(httpx.AsyncClient):
+    """A signed-in client that knows its user's id."""
+
+    def __init__(self, user_id: uuid.UUID, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.user_id = user_id
+
+
 @dataclass
 class ServersPanel:
     """The running app, its database and broker, and factories for callers, nodes and ports."""
@@ -71,9 +79,9 @@ class ServersPanel:
     broker: MemoryBroker
     transport: httpx.ASGITransport
     settings: PanelSettings
-    clients: list[httpx.AsyncClient] = field(default_factory=list)
+    clients: list[Caller] = field(default_factory=list)
 
-    async def user(self, role: Role = Role.USER, **quotas: int | None) -> httpx.AsyncClient:
+    async def user(self, role: Role = Role.USER, **quotas: int | None) -> Caller:
         """A signed-in client of a new user (`max_servers=…` and friends set quotas)."""
         email = f"u-{uuid.uuid4().hex[:12]}@servers.test"
         async with self.database.sessionmaker() as db:
@@ -83,13 +91,13 @@ class ServersPanel:
             token = await create_session(db, user, ip="127.0.0.1", user_agent="tests")
             await db.commit()
         csrf = secrets.token_urlsafe(24)
-        client = httpx.AsyncClient(
+        client = Caller(
+            user.id,
             transport=self.transport,
             base_url="http://testserver",
             cookies={SESSION_COOKIE: token, CSRF_COOKIE: csrf},
             headers={"X-CSRF-Token": csrf},
         )
-        client.user_id = user.id  # type: ignore[attr-defined]
         self.clients.append(client)
         return client
 

@@ -10,10 +10,16 @@ from typing import Any
 
 import httpx
 
-from stellarstack.panel.db.enums import NodeStatus, Role
-from stellarstack.panel.db.models import Allocation, Deployment, Server, ServerVariable
+from stellarstack.panel.db.enums import AuditStatus, NodeStatus, Role
+from stellarstack.panel.db.models import (
+    Allocation,
+    AuditLog,
+    Deployment,
+    Server,
+    ServerVariable,
+)
 from stellarstack.protocol.servers import ServerSpec
-from tests.panel.servers.conftest import ServersPanel
+from tests.panel.servers.conftest import Caller, ServersPanel
 
 
 def _fields(response: httpx.Response) -> dict[str, str]:
@@ -21,8 +27,8 @@ def _fields(response: httpx.Response) -> dict[str, str]:
     return {e["field"]: e["message"] for e in errors}
 
 
-async def _nothing_left(panel: ServersPanel, client: httpx.AsyncClient, node: uuid.UUID) -> None:
-    assert await panel.count(Server, owner_id=client.user_id) == 0  # type: ignore[attr-defined]
+async def _nothing_left(panel: ServersPanel, client: Caller, node: uuid.UUID) -> None:
+    assert await panel.count(Server, owner_id=client.user_id) == 0
     assert all(a.server_id is None for a in await panel.allocations(node))
     assert await panel.count(Server, node_id=node) == 0
 
@@ -173,7 +179,14 @@ async def test_quotas_refuse_with_403_naming_the_quota(panel: ServersPanel) -> N
     assert (await small.post("/api/v1/servers", json=body)).status_code == 202
     second = await small.post("/api/v1/servers", json=body)
     assert second.status_code == 403 and "Memory quota" in second.json()["error"]["detail"]
-    assert await panel.count(Server, owner_id=small.user_id) == 1  # type: ignore[attr-defined]
+    assert await panel.count(Server, owner_id=small.user_id) == 1
+    refusals = await panel.count(
+        AuditLog,
+        user_id=small.user_id,
+        action="server.create",
+        status=AuditStatus.FAILURE,
+    )
+    assert refusals == 1
     cpu = await panel.user(max_cpu=40)
     too_much = await cpu.post("/api/v1/servers", json=body)
     assert too_much.status_code == 403 and "CPU quota" in too_much.json()["error"]["detail"]
@@ -207,14 +220,14 @@ async def test_explicit_nodes_and_ports_must_be_usable(panel: ServersPanel) -> N
         "/api/v1/servers", json={**chosen, "allocationIds": [str(first.id), str(first.id)]}
     )
     assert twice.status_code == 422
-    assert await panel.count(Server, owner_id=player.user_id) == 1  # type: ignore[attr-defined]
+    assert await panel.count(Server, owner_id=player.user_id) == 1
     assert [a.server_id is None for a in await panel.allocations(mine)] == [True, False]
 
 
 async def test_only_admins_deploy_for_someone_else(panel: ServersPanel) -> None:
     node = await panel.node([30091, 30092])
     player, admin, friend = await panel.user(), await panel.user(Role.ADMIN), await panel.user()
-    friend_id = str(friend.user_id)  # type: ignore[attr-defined]
+    friend_id = str(friend.user_id)
     body = {"name": "Gift", "blueprint": "test-game", "nodeId": str(node), "ownerId": friend_id}
     assert (await player.post("/api/v1/servers", json=body)).status_code == 403
     given = await admin.post("/api/v1/servers", json=body)
@@ -272,3 +285,10 @@ async def test_a_broker_outage_leaves_no_server_behind(panel: ServersPanel) -> N
         )
     assert response.status_code == 503, response.text
     await _nothing_left(panel, player, node)
+    failed = await panel.count(
+        AuditLog,
+        user_id=player.user_id,
+        action="server.create",
+        status=AuditStatus.FAILURE,
+    )
+    assert failed == 1

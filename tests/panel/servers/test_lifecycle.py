@@ -9,7 +9,6 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-import httpx
 import pytest
 
 from stellarstack.panel.db.enums import NodeStatus, Role
@@ -19,12 +18,12 @@ from stellarstack.panel.domain.servers.service import ensure_not_suspended, load
 from stellarstack.panel.errors import Conflict
 from stellarstack.protocol import CommandResult
 from stellarstack.protocol.commands import CommandStatus as Outcome
-from tests.panel.servers.conftest import ServersPanel
+from tests.panel.servers.conftest import Caller, ServersPanel
 
 
 async def _deploy(
     panel: ServersPanel,
-    client: httpx.AsyncClient,
+    client: Caller,
     node: uuid.UUID,
     blueprint: str = "test-game",
     **extra: Any,
@@ -76,7 +75,7 @@ async def test_viewers_see_their_servers_and_others_get_404(panel: ServersPanel)
     async with panel.database.sessionmaker() as db:
         db.add(
             Subuser(
-                user_id=friend.user_id,  # type: ignore[attr-defined]
+                user_id=friend.user_id,
                 server_id=uuid.UUID(server["id"]),
                 permissions=["server.view"],
             )
@@ -157,7 +156,7 @@ async def test_a_subuser_needs_the_matching_permission_to_change_things(
     async with panel.database.sessionmaker() as db:
         db.add(
             Subuser(
-                user_id=helper.user_id,  # type: ignore[attr-defined]
+                user_id=helper.user_id,
                 server_id=uuid.UUID(server["id"]),
                 permissions=["server.view", "server.startup.update"],
             )

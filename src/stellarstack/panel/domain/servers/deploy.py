@@ -22,7 +22,7 @@ from stellarstack.broker import Broker
 from stellarstack.logs import get_logger
 from stellarstack.panel.auth.permissions import platform_permissions
 from stellarstack.panel.auth.principal import Principal
-from stellarstack.panel.db.enums import DeploymentKind, DeploymentStatus, ServerStatus
+from stellarstack.panel.db.enums import AuditStatus, DeploymentKind, DeploymentStatus, ServerStatus
 from stellarstack.panel.db.models import (
     Allocation,
     Blueprint,
@@ -32,7 +32,7 @@ from stellarstack.panel.db.models import (
     ServerVariable,
     User,
 )
-from stellarstack.panel.domain.audit.service import record
+from stellarstack.panel.domain.audit.service import Actor, record
 from stellarstack.panel.domain.blueprints.service import find_blueprint, spec_of
 from stellarstack.panel.domain.commands.service import send_command
 from stellarstack.panel.domain.servers import placement
@@ -130,10 +130,13 @@ async def _insert(
     return deployment
 
 
-async def _undo(db: AsyncSession, server_id: uuid.UUID) -> None:
+async def _undo(db: AsyncSession, actor: Actor, server_id: uuid.UUID, why: str) -> None:
     await db.rollback()
     await placement.release_allocations(db, server_id)
     await db.execute(sa.delete(Server).where(Server.id == server_id))
+    await record(
+        db, actor, "server.create", "server", server_id, status=AuditStatus.FAILURE, error=why
+    )
     await db.commit()
 
 
@@ -223,8 +226,8 @@ async def create_server(
             ttl=settings.server_command_ttl,
             max_payload_bytes=max(settings.command_max_payload_bytes, 512 * 1024),
         )
-    except PanelError:
-        await _undo(db, server.id)
+    except PanelError as exc:
+        await _undo(db, principal.actor, server.id, f"server.create not sent: {exc.detail}")
         log.warning("servers.create_not_sent", server_id=str(server.id), node_id=str(node.id))
         raise
     log.info("servers.created", server_id=str(server.id), node_id=str(node.id), ip=ip)

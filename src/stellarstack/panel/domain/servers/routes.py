@@ -19,7 +19,9 @@ from stellarstack.panel.deps import (
     PageQuery,
     SettingsDep,
     client_ip,
+    get_database,
 )
+from stellarstack.panel.domain.audit.service import audit_failures
 from stellarstack.panel.domain.servers import service
 from stellarstack.panel.domain.servers.schemas import (
     DeploymentOut,
@@ -38,11 +40,7 @@ router = APIRouter(prefix="/servers", tags=["servers"])
 ServerRef = Annotated[str, Path(max_length=64, description="Server id or identifier.")]
 Viewer = Annotated[ServerAccess, Depends(require_server_permission("server.view"))]
 Deleter = Annotated[ServerAccess, Depends(require_server_permission("server.delete"))]
-
-
-def _database(request: Request) -> Database:
-    database: Database = request.app.state.database
-    return database
+DatabaseDep = Annotated[Database, Depends(get_database)]
 
 
 @router.post("", status_code=202)
@@ -53,11 +51,13 @@ async def create_server(
     db: DbSession,
     broker: BrokerDep,
     settings: SettingsDep,
+    database: DatabaseDep,
 ) -> Envelope[ServerCreated]:
     """Deploy a blueprint; the server installs in the background (follow its deployment)."""
-    server, deployment = await service.create_server(
-        db, broker, settings, principal, body, ip=client_ip(request)
-    )
+    async with audit_failures(database, principal.actor, "server.create", "server", session=db):
+        server, deployment = await service.create_server(
+            db, broker, settings, principal, body, ip=client_ip(request)
+        )
     loaded = await service.load_server(db, server.id)
     assert loaded is not None
     return ok(
@@ -110,19 +110,21 @@ async def update_server(
 
 @router.delete("/{server_id}")
 async def delete_server(
-    request: Request,
     access: Deleter,
     principal: CurrentPrincipal,
     db: DbSession,
     broker: BrokerDep,
     settings: SettingsDep,
+    database: DatabaseDep,
     force: bool = False,
 ) -> Envelope[dict[str, object]]:
     """Delete a server on its node, then here (its ports become free); admins may force."""
     server = await service.get_server(db, principal, access.server.id, "server.delete")
-    warning = await service.delete_server(
-        db, _database(request), broker, settings, principal, server, force=force
-    )
+    actor = principal.actor
+    async with audit_failures(database, actor, "server.delete", "server", server.id, session=db):
+        warning = await service.delete_server(
+            db, database, broker, settings, principal, server, force=force
+        )
     return ok({"deleted": True, "warning": warning})
 
 
@@ -133,12 +135,15 @@ async def suspend_server(
     db: DbSession,
     broker: BrokerDep,
     settings: SettingsDep,
+    database: DatabaseDep,
     body: SuspendRequest | None = None,
 ) -> Envelope[ServerOut]:
     """Suspend a server and stop it (administrators)."""
     server = await service.get_server(db, principal, access.server.id)
     reason = body.reason if body else None
-    warning = await service.suspend_server(db, broker, settings, principal, server, reason)
+    actor = principal.actor
+    async with audit_failures(database, actor, "server.suspend", "server", server.id, session=db):
+        warning = await service.suspend_server(db, broker, settings, principal, server, reason)
     return ok(service.server_out(server), {"warning": warning} if warning else None)
 
 
