@@ -18,6 +18,7 @@ from stellarstack.daemon.runtime import (
     InvalidSpecError,
     OutputLine,
 )
+from stellarstack.daemon.runtime.docker import LABEL_NODE_ID
 from stellarstack.daemon.runtime.install import LABEL_ROLE, install_container_name
 from stellarstack.daemon.runtime.pull import PullTracker, pull_reason
 from tests.support.services import DockerEngine
@@ -40,10 +41,12 @@ def install(engine: DockerEngine, server_id: str, directory: Path, script: str) 
     )
 
 
-async def install_containers(engine: DockerEngine) -> list[str]:
-    """Names of every install container on the engine (seen directly, not through the runtime)."""
+async def install_containers(engine: DockerEngine, runtime: DockerRuntime) -> list[str]:
+    """Names of the runtime's install containers (seen directly by the engine, not through it)."""
+    node = runtime.node_id
     async with aiodocker.Docker(url=engine.host) as docker:
-        found = await docker.containers.list(all=True, filters={"label": [f"{LABEL_ROLE}=install"]})
+        wanted = [f"{LABEL_ROLE}=install", f"{LABEL_NODE_ID}={node}"]
+        found = await docker.containers.list(all=True, filters={"label": wanted})
         return [c["Names"][0] for c in found]
 
 
@@ -106,7 +109,7 @@ async def test_install_runs_unprivileged_in_mnt_server_and_returns_its_exit_code
     assert any(t.split() == ["CapEff:", "0000000000000000"] for t in texts), texts
     assert any(t.split() == ["NoNewPrivs:", "1"] for t in texts), texts
     assert (server_dir / "game.txt").read_text() == "installed\n"
-    assert await install_containers(docker_engine) == []
+    assert await install_containers(docker_engine, runtime) == []
     assert await runtime.list_managed() == []
 
 
@@ -119,7 +122,7 @@ async def test_an_install_past_its_budget_is_killed_removed_and_times_out(
             install(docker_engine, server_id, server_dir, "echo begin; sleep 600"), timeout=1.5
         )
     assert time.monotonic() - started < 8
-    assert await install_containers(docker_engine) == []
+    assert await install_containers(docker_engine, runtime) == []
 
 
 async def test_a_cancelled_install_leaves_no_container(
@@ -139,11 +142,13 @@ async def test_a_cancelled_install_leaves_no_container(
     )
     async with asyncio.timeout(15):
         await seen.wait()
-    assert await install_containers(docker_engine) == [f"/{install_container_name(server_id)}"]
+    assert await install_containers(docker_engine, runtime) == [
+        f"/{install_container_name(server_id)}"
+    ]
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
-    assert await install_containers(docker_engine) == []
+    assert await install_containers(docker_engine, runtime) == []
 
 
 @pytest.mark.parametrize("timeout", [0, -1, float("nan"), float("inf")])
@@ -178,7 +183,7 @@ async def test_installs_refuse_to_run_as_root_or_an_unresolvable_user(
     )
     with pytest.raises(InvalidSpecError, match="install"):
         await runtime.run_once(spec, timeout=30)
-    assert await install_containers(docker_engine) == []
+    assert await install_containers(docker_engine, runtime) == []
 
 
 async def test_an_install_image_missing_locally_is_a_pull_error(

@@ -193,6 +193,11 @@ class DockerRuntime(Runtime):
         self._pull_stall_timeout = pull_stall_timeout
         self._install_user = install_user
 
+    @property
+    def node_id(self) -> str | None:
+        """The node whose containers this runtime manages (None: every managed container)."""
+        return self._node_id
+
     def _labels(self, server_id: str) -> dict[str, str]:
         labels = {LABEL_MANAGED: "true", LABEL_SERVER_ID: server_id}
         if self._node_id:
@@ -241,9 +246,12 @@ class DockerRuntime(Runtime):
         async with _translated(spec.server_id):
             await remove_container(self._docker, name)  # a leftover of an interrupted install
         log.info("runtime.install_started", server_id=spec.server_id, image=spec.image)
+        # Created outside the budget and shielded: a create cut short by a timeout or a
+        # cancellation could land on the engine after the cleanup and leave an orphan.
+        creating = asyncio.ensure_future(self._create(config, name, spec))
         try:
+            container = await asyncio.shield(creating)
             async with asyncio.timeout(timeout):
-                container = await self._create(config, name, spec)
                 code = await self._run_to_end(container, spec.server_id, on_output)
         except TimeoutError:
             log.warning("runtime.install_timed_out", server_id=spec.server_id, timeout=timeout)
@@ -251,6 +259,8 @@ class DockerRuntime(Runtime):
                 f"{spec.server_id}: the install did not finish within {timeout:g} s"
             ) from None
         finally:
+            with contextlib.suppress(Exception):
+                await creating
             async with _translated(spec.server_id):
                 await remove_container(self._docker, name)
         log.info("runtime.install_finished", server_id=spec.server_id, code=code)
