@@ -268,6 +268,17 @@ class DaemonSettings(BaseSettings):
         default_factory=list, description="Origins allowed besides panel_url's."
     )
     # runtime: pulls, install containers, the process supervisor (runtime work)
+    runtime_pull_stall_timeout: float = Field(
+        default=120.0, gt=0, le=3600, description="A pull without progress this long fails."
+    )
+    runtime_install_user: str = Field(
+        default="1000:1000",
+        pattern=r"^[1-9][0-9]{0,9}(:[1-9][0-9]{0,9})?$",
+        description="Numeric uid[:gid] that install containers run as (never root).",
+    )
+    runtime_process_log_bytes: int = Field(
+        default=8 << 20, ge=64 * 1024, description="Output kept on disk per process server."
+    )
 
     # servers: install, lifecycle, crash handling, ready checks, stats (daemon servers work)
 
