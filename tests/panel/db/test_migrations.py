@@ -19,7 +19,11 @@ from tests.panel.db.factories import seed_everything
 
 PREVIOUS = "0001"
 # Columns that only exist from the newest revision on; everything else must survive a round trip.
-ADDED_AT_HEAD = {("users", "external_id"), ("servers", "external_id")}
+ADDED_AT_HEAD = {
+    ("users", "external_id"),
+    ("servers", "external_id"),
+    ("servers", "status_changed_at"),  # 0006
+}
 
 
 def _snapshot_statements() -> Iterator[tuple[str, sa.Select[Any]]]:

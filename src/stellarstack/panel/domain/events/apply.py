@@ -1,8 +1,9 @@
-"""Apply one node event to the database: heartbeats, command results, server status.
+"""Apply one node event to the database: heartbeats, command results, server events.
 
 Called by the event consumer for each entry of a node's event stream. The node is the one
 whose stream the entry came from; an event naming another node, or a server or command of
 another node, changes nothing (a node's credentials can write only its own stream).
+Server status, deployments, alerts and console audit are in `server_events`.
 """
 
 from __future__ import annotations
@@ -16,34 +17,28 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from stellarstack.logs import get_logger
 from stellarstack.panel.db.enums import NodeStatus
-from stellarstack.panel.db.enums import ServerStatus as StoredServerStatus
-from stellarstack.panel.db.models import Node, Server
+from stellarstack.panel.db.models import Node
 from stellarstack.panel.domain.commands.tracking import apply_result
+from stellarstack.panel.domain.events import server_events
 from stellarstack.protocol.events import (
     CommandResult,
+    DeploymentProgress,
     Event,
     EventType,
+    NodeAlert,
     NodeHeartbeat,
-    ServerStatus,
     ServerStatusChange,
 )
 
-__all__ = ["RECOVERABLE", "Applied", "apply_event"]
+__all__ = ["CONSOLE_PREFIX", "RECOVERABLE", "Applied", "apply_event"]
 
 log = get_logger(__name__)
 
+CONSOLE_PREFIX = "console."
+"""Events the daemon's console publishes for the audit log (`console.command_sent`, …)."""
+
 RECOVERABLE = (NodeStatus.UNHEALTHY, NodeStatus.OFFLINE, NodeStatus.STARTING)
 """Statuses a fresh heartbeat turns back into ONLINE (never DRAINING or MAINTENANCE)."""
-
-_SERVER_STATUS = {
-    ServerStatus.INSTALLING: StoredServerStatus.INSTALLING,
-    ServerStatus.INSTALL_FAILED: StoredServerStatus.INSTALL_FAILED,
-    ServerStatus.STARTING: StoredServerStatus.STARTING,
-    ServerStatus.RUNNING: StoredServerStatus.RUNNING,
-    ServerStatus.STOPPING: StoredServerStatus.STOPPING,
-    ServerStatus.STOPPED: StoredServerStatus.OFFLINE,
-    ServerStatus.CRASHED: StoredServerStatus.CRASHED,
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,10 +66,26 @@ async def apply_event(
     if kind is EventType.NODE_HEARTBEAT:
         return await _heartbeat(db, node_id, event.data_as(NodeHeartbeat), seen_at, fresh_within)
     if kind is EventType.COMMAND_RESULT:
-        await apply_result(db, node_id, event.data_as(CommandResult), at=seen_at)
+        result = event.data_as(CommandResult)
+        await apply_result(db, node_id, result, at=seen_at)
+        await server_events.apply_install_result(db, node_id, result, at=seen_at)
     elif kind is EventType.SERVER_STATUS and event.server_id is not None:
-        await _server_status(db, node_id, event.server_id, event.data_as(ServerStatusChange))
+        change = event.data_as(ServerStatusChange)
+        at = _event_time(event)
+        await server_events.apply_server_status(db, node_id, event.server_id, change, at=at)
+    elif kind is EventType.DEPLOYMENT_PROGRESS:
+        progress = event.data_as(DeploymentProgress)
+        await server_events.apply_deployment_progress(db, node_id, progress, at=seen_at)
+    elif kind is EventType.NODE_ALERT:
+        await server_events.apply_alert(db, node_id, event.server_id, event.data_as(NodeAlert))
+    elif event.type.startswith(CONSOLE_PREFIX):
+        await server_events.apply_console_audit(db, node_id, event)
     return Applied()
+
+
+def _event_time(event: Event) -> datetime:
+    """When the daemon says the event happened (its own clock: compared only with itself)."""
+    return datetime.fromtimestamp(event.timestamp, UTC)
 
 
 async def _heartbeat(
@@ -114,19 +125,3 @@ async def _heartbeat(
         return Applied()
     assert previous is not None
     return Applied(node_status=(previous, NodeStatus.ONLINE))
-
-
-async def _server_status(
-    db: AsyncSession, node_id: uuid.UUID, server_ref: str, change: ServerStatusChange
-) -> None:
-    try:
-        server_id = uuid.UUID(server_ref)
-    except ValueError:
-        log.warning("events.unknown_server", node_id=str(node_id), server_id=server_ref)
-        return
-    await db.execute(
-        sa.update(Server)
-        .where(Server.id == server_id, Server.node_id == node_id)
-        .values(status=_SERVER_STATUS[change.status])
-        .execution_options(synchronize_session=False)
-    )
