@@ -145,6 +145,7 @@ class Servers:
             EventPublisher(self.broker, self.node_id),
             self.consoles,
             stats_interval=0.2,
+            disk_interval=0.5,
         )
 
 
@@ -156,7 +157,12 @@ async def _servers(kind: str, runtime: Runtime, tmp_path: Path, install_image: s
     consoles.bind(runtime)
     script = GAME_SCRIPT_PATH if kind == "docker" else str(write_game_script(tmp_path / "game"))
     manager = ServerManager(
-        runtime, store, EventPublisher(broker, node_id), consoles, stats_interval=0.2
+        runtime,
+        store,
+        EventPublisher(broker, node_id),
+        consoles,
+        stats_interval=0.2,
+        disk_interval=0.5,
     )
     return Servers(
         kind=kind,

@@ -160,3 +160,20 @@ async def test_a_symlink_escape_in_a_deployment_fails_it_and_leaves_nothing(
         await servers.manager.create(spec)
     assert not await servers.exists(server_id)
     assert not servers.store.volume_dir(server_id).exists()
+
+
+@pytest.mark.parametrize(
+    ("parser", "key"),
+    [
+        ("properties", "motd\nop-permission-level"),
+        ("properties", "a=b"),
+        ("ini", "Section.key\n[Other]"),
+        ("ini", "Section."),
+        ("yaml", "a..b"),
+        ("json", ""),
+    ],
+)
+def test_keys_that_would_write_another_entry_are_refused(root: Path, parser: str, key: str) -> None:
+    with pytest.raises(CommandFailedError, match="config key"):
+        apply_edits(root, [edit("game.cfg", parser, **{key: 1})])
+    assert not (root / "game.cfg").exists()

@@ -215,3 +215,43 @@ async def test_stats_are_published_about_every_interval(servers: Servers, server
     metrics = [e.data for e in await servers.events() if e.type == "server.metrics"]
     assert metrics[-1]["memory"] > 0 and metrics[-1]["uptime"] >= 0
     assert metrics[-1]["disk"] >= 50_000
+
+
+async def test_an_install_past_its_timeout_is_stopped_and_fails(
+    servers: Servers, server_id: str
+) -> None:
+    step = {"image": servers.install_image, "script": "echo starting; sleep 30", "timeout": 1}
+    with pytest.raises(CommandFailedError, match="ran longer than 1s"):
+        await servers.manager.create(servers.spec(server_id, install=step))
+    assert [s.server_id for s in await servers.runtime.list_managed()] == []
+    assert (await servers.status_names(server_id))[-1] == "install_failed"
+
+
+async def test_a_server_past_its_disk_limit_does_not_start(
+    servers: Servers, server_id: str
+) -> None:
+    spec = servers.spec(server_id, limits={"memoryMb": 128, "diskMb": 16}, startOnCompletion=False)
+    await servers.manager.create(spec)
+    with (servers.store.volume_dir(server_id) / "huge.dat").open("wb") as handle:
+        handle.truncate(17 << 20)
+    with pytest.raises(CommandFailedError, match="of its 16 MiB disk limit"):
+        await servers.manager.power(server_id, "start")
+    assert not (await servers.runtime.status(server_id)).running
+    (servers.store.volume_dir(server_id) / "huge.dat").unlink()
+    assert (await servers.manager.power(server_id, "start"))["status"] == "running"
+
+
+async def test_growing_past_the_disk_limit_while_running_alerts_once(
+    servers: Servers, server_id: str
+) -> None:
+    await servers.manager.create(servers.spec(server_id, limits={"memoryMb": 128, "diskMb": 16}))
+    with (servers.store.volume_dir(server_id) / "huge.dat").open("wb") as handle:
+        handle.truncate(17 << 20)
+
+    async def alerted() -> bool:
+        return len(await servers.alerts(server_id)) == 1
+
+    await eventually(alerted)
+    await asyncio.sleep(1.2)  # more samples over the limit: still one alert
+    [alert] = await servers.alerts(server_id)
+    assert "over its disk limit" in alert.message

@@ -23,6 +23,14 @@ __all__ = ["apply_edit", "apply_edits", "edit_ini", "edit_properties", "edit_tre
 
 Value = str | int | float | bool
 
+# Characters that would let a key end its own line or entry and start another.
+_KEY_BREAKERS = {
+    "properties": "\n\r\0=:",
+    "ini": "\n\r\0=[]",
+    "json": "\0",
+    "yaml": "\0",
+}
+
 
 def _scalar(value: Value) -> str:
     if isinstance(value, bool):
@@ -96,8 +104,20 @@ def edit_tree(tree: object, values: dict[str, Value], *, path: str) -> dict[str,
     return tree
 
 
+def _check_keys(edit: ConfigEdit) -> None:
+    """Refuse keys that would write more than their own entry, or name nothing."""
+    for key in edit.set:
+        names = key.split(".") if edit.parser in ("yaml", "json") else [key.rpartition(".")[2]]
+        if set(key) & set(_KEY_BREAKERS[edit.parser]) or not all(n.strip() for n in names):
+            raise CommandFailedError(
+                f"{edit.path}: config key {key!r} is empty or contains a character that "
+                "would start another entry (line break, '=', ':' or a section bracket)"
+            )
+
+
 def apply_edit(root: Path, edit: ConfigEdit) -> None:
     """Apply one edit to a file under `root` (created if missing, never through a symlink)."""
+    _check_keys(edit)
     text = read_inside(root, edit.path) or ""
     if edit.parser == "properties":
         result = edit_properties(text, edit.set)

@@ -62,6 +62,7 @@ class ServerEntry:
     watcher: asyncio.Task[ContainerState | None] | None = None
     stats: asyncio.Task[None] | None = None
     restart: asyncio.Task[None] | None = None
+    disk: DiskUsage | None = None
 
     @contextlib.asynccontextmanager
     async def power_action(self, name: str) -> AsyncIterator[None]:
@@ -108,6 +109,8 @@ class ServerPower:
     async def boot(self, entry: ServerEntry) -> ContainerState:
         """Start the server (console attached first) and wait for its ready check."""
         sid, spec = entry.server_id, entry.spec
+        if spec is not None:
+            await self._check_disk(entry, spec)
         await self.reporter.register_console(sid)
         probe = spec.ready if spec is not None else None
         output = await self.runtime.attach(sid) if probe and probe.type == "log" else None
@@ -154,16 +157,40 @@ class ServerPower:
             if output is not None:
                 await output.aclose()
 
+    def _disk(self, entry: ServerEntry) -> DiskUsage:
+        if entry.disk is None:
+            entry.disk = DiskUsage(self.volume_dir(entry.server_id), self.disk_interval)
+        return entry.disk
+
+    async def _check_disk(self, entry: ServerEntry, spec: ServerSpec) -> None:
+        """Refuse to start a server whose files are past its disk limit (walked afresh)."""
+        used = await self._disk(entry).refresh()
+        if used > spec.limits.disk_mb << 20:
+            raise CommandFailedError(
+                f"server {entry.server_id} uses {used >> 20} MiB of its {spec.limits.disk_mb} "
+                "MiB disk limit; delete files or raise the limit before starting it"
+            )
+
     def _sample(self, entry: ServerEntry) -> None:
         entry.stop_stats()
-        disk = DiskUsage(self.volume_dir(entry.server_id), self.disk_interval)
+        sid, spec = entry.server_id, entry.spec
+
+        async def over_disk(used: int) -> None:
+            await self.reporter.alert(
+                sid,
+                f"server {sid} uses {used >> 20} MiB, over its disk limit; it will not "
+                "start again until files are deleted",
+            )
+
         loop = StatsLoop(
-            entry.server_id,
+            sid,
             self.runtime,
             self.reporter.publisher,
-            lambda: self.reporter.console(entry.server_id),
-            disk,
+            lambda: self.reporter.console(sid),
+            self._disk(entry),
             interval=self.stats_interval,
+            disk_limit=None if spec is None else spec.limits.disk_mb << 20,
+            over_disk=over_disk,
         )
         entry.stats = asyncio.create_task(loop.run(), name=f"servers:stats:{entry.server_id}")
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -52,8 +52,13 @@ class DiskUsage:
         """The cached size, refreshed in a thread when older than the interval."""
         now = asyncio.get_running_loop().time()
         if self._walked_at is None or now - self._walked_at >= self.interval:
-            self._walked_at = now
-            self._bytes = await asyncio.to_thread(directory_bytes, self.root)
+            return await self.refresh()
+        return self._bytes
+
+    async def refresh(self) -> int:
+        """Walk the directory now (in a thread) and cache the size."""
+        self._walked_at = asyncio.get_running_loop().time()
+        self._bytes = await asyncio.to_thread(directory_bytes, self.root)
         return self._bytes
 
 
@@ -69,6 +74,8 @@ class StatsLoop:
         disk: DiskUsage,
         *,
         interval: float,
+        disk_limit: int | None = None,
+        over_disk: Callable[[int], Awaitable[None]] | None = None,
     ) -> None:
         self.server_id = server_id
         self._runtime = runtime
@@ -76,6 +83,9 @@ class StatsLoop:
         self._console = console
         self._disk = disk
         self._interval = interval
+        self._disk_limit = disk_limit
+        self._over_disk = over_disk
+        self._warned = False
 
     async def sample(self, started_at: datetime | None) -> ServerMetrics:
         """One sample of the server's resource use."""
@@ -91,6 +101,15 @@ class StatsLoop:
             uptime=max(uptime, 0.0),
         )
 
+    async def _check_disk(self, used: int) -> None:
+        """Warn once each time the server's files grow past its disk limit."""
+        if self._disk_limit is None or self._over_disk is None:
+            return
+        over = used > self._disk_limit
+        if over and not self._warned:
+            await self._over_disk(used)
+        self._warned = over
+
     async def run(self) -> None:
         """Publish a sample about every `interval` seconds while the server runs."""
         loop = asyncio.get_running_loop()
@@ -105,6 +124,7 @@ class StatsLoop:
                 console = self._console()
                 if console is not None:
                     console.broadcast(Outbound.STATS, metrics.to_wire())
+                await self._check_disk(metrics.disk)
             except (ContainerRuntimeError, BrokerError, OSError) as exc:
                 log.debug("servers.stats_skipped", server_id=self.server_id, error=str(exc))
             await asyncio.sleep(max(self._interval - (loop.time() - began), 0.05))
