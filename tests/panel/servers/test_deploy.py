@@ -275,6 +275,20 @@ async def test_automatic_placement_prefers_the_region_then_free_memory(
     assert private.status_code == 202 and private.json()["data"]["server"]["nodeId"] == str(hidden)
 
 
+async def test_concurrent_deployments_of_one_user_stay_within_the_server_quota(
+    panel: ServersPanel,
+) -> None:
+    node = await panel.node(list(range(30151, 30161)))
+    player = await panel.user(max_servers=2)
+    body = {"name": "Many", "blueprint": "test-game", "nodeId": str(node)}
+    responses = await asyncio.gather(
+        *(player.post("/api/v1/servers", json=body) for _ in range(10))
+    )
+    statuses = sorted(r.status_code for r in responses)
+    assert statuses == [202, 202] + [403] * 8, [r.text for r in responses if r.status_code >= 500]
+    assert await panel.count(Server, owner_id=player.user_id) == 2
+
+
 async def test_a_broker_outage_leaves_no_server_behind(panel: ServersPanel) -> None:
     player = await panel.user()
     node = await panel.node([30111])

@@ -36,7 +36,7 @@ from stellarstack.panel.domain.audit.service import Actor, record
 from stellarstack.panel.domain.blueprints.service import find_blueprint, spec_of
 from stellarstack.panel.domain.commands.service import send_command
 from stellarstack.panel.domain.servers import placement
-from stellarstack.panel.domain.servers.quotas import check_quotas
+from stellarstack.panel.domain.servers.quotas import check_quotas, lock_owner
 from stellarstack.panel.domain.servers.schemas import ServerCreate
 from stellarstack.panel.domain.servers.spec import build_spec
 from stellarstack.panel.domain.servers.variables import check_values
@@ -162,6 +162,7 @@ async def create_server(
     cpu = body.cpu or row.default_cpu
     disk = body.disk_mb or row.default_disk_mb
     values = check_values(spec, body.variables, version=tag)
+    await lock_owner(db, owner.id)
     await check_quotas(db, owner, memory_mb=memory, cpu=cpu, disk_mb=disk)
     demand = placement.Demand(memory, disk, cpu, tuple(p.protocol for p in spec.ports))
     node = await placement.choose_node(

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from stellarstack.panel.db.models import Server, User
 from stellarstack.panel.errors import Forbidden
 
-__all__ = ["Usage", "check_quotas", "usage_of"]
+__all__ = ["Usage", "check_quotas", "lock_owner", "usage_of"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +27,20 @@ class Usage:
     memory_mb: int
     cpu: int
     disk_mb: int
+
+
+async def lock_owner(db: AsyncSession, owner_id: uuid.UUID) -> None:
+    """Serialize deployments of one owner until the transaction ends, so quotas hold.
+
+    A no-op write on the owner's row: PostgreSQL locks that row (a second deployment of the
+    same owner waits, then counts the first one's server); SQLite takes its write lock.
+    """
+    await db.execute(
+        sa.update(User)
+        .where(User.id == owner_id)
+        .values(max_servers=User.max_servers)
+        .execution_options(synchronize_session=False)
+    )
 
 
 async def usage_of(
