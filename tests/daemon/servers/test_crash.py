@@ -6,7 +6,12 @@ import asyncio
 
 import pytest
 
-from stellarstack.daemon.runtime import ContainerRuntimeError, ContainerState, ContainerStatus
+from stellarstack.daemon.runtime import (
+    ContainerRuntimeError,
+    ContainerState,
+    ContainerStatus,
+    ProcessRuntime,
+)
 from stellarstack.daemon.servers.crash import CrashRecord, exit_reason
 from stellarstack.protocol.servers import CrashPolicy
 from tests.daemon.servers.conftest import Servers
@@ -167,6 +172,7 @@ async def test_reattach_leaves_containers_without_a_spec_alone(
 ) -> None:
     await servers.manager.create(servers.spec(server_id))
     servers.store.spec_path(server_id).unlink()  # a container this daemon knows nothing of
+    await servers.manager.close()
     manager = servers.manager = servers.new_manager()
     await manager.reattach()
     assert (await servers.runtime.status(server_id)).running
@@ -175,3 +181,22 @@ async def test_reattach_leaves_containers_without_a_spec_alone(
 
 async def _stopped(servers: Servers, server_id: str) -> bool:
     return not (await servers.runtime.status(server_id)).running
+
+
+async def test_a_restarted_process_daemon_recreates_its_servers_stopped(
+    process_servers: Servers, server_id: str
+) -> None:
+    servers = process_servers
+    await servers.manager.create(servers.spec(server_id))
+    (servers.store.volume_dir(server_id) / "world.dat").write_text("kept")
+    await servers.manager.close()
+    await servers.consoles.close()
+    await servers.runtime.close()  # the daemon process ends: its child processes go too
+    servers.runtime = ProcessRuntime(close_grace=2.0)
+    servers.consoles.bind(servers.runtime)
+    manager = servers.manager = servers.new_manager()
+    await manager.reattach()
+    last = (await servers.statuses(server_id))[-1]
+    assert (last.status, last.reason) == ("stopped", "the daemon restarted")
+    assert (await manager.power(server_id, "start"))["status"] == "running"
+    assert (servers.store.volume_dir(server_id) / "world.dat").read_text() == "kept"

@@ -26,7 +26,12 @@ from typing import Any, Literal
 from stellarstack.daemon.console import ConsoleHub, status_of
 from stellarstack.daemon.errors import CommandFailedError
 from stellarstack.daemon.events import EventPublisher
-from stellarstack.daemon.runtime import ContainerNotFoundError, ContainerState, Runtime
+from stellarstack.daemon.runtime import (
+    ContainerNotFoundError,
+    ContainerRuntimeError,
+    ContainerState,
+    Runtime,
+)
 from stellarstack.daemon.servers.configfiles import apply_edits
 from stellarstack.daemon.servers.container import container_spec
 from stellarstack.daemon.servers.install import InstallFailedError, pull_image, run_install
@@ -225,10 +230,7 @@ class ServerManager:
             entry = self.entry(sid)
             entry.spec = spec
             if sid not in managed:
-                log.warning("servers.container_missing", server_id=sid)
-                await self.reporter.alert(
-                    sid, f"server {sid} has no container on this node; reinstall it"
-                )
+                await self._recreate(spec)
                 continue
             state = await self.runtime.status(sid)
             if state.running:
@@ -246,6 +248,23 @@ class ServerManager:
             else:
                 await self.reporter.status(sid, ServerStatus.STOPPED, exit_code=state.exit_code)
         log.info("servers.reattached", servers=len(specs), containers=len(managed))
+
+    async def _recreate(self, spec: ServerSpec) -> None:
+        """Give a stored server its container again, over its kept files, stopped.
+
+        The process runtime forgets its servers when the daemon restarts, and a container
+        may have been removed by hand: neither needs a reinstall.
+        """
+        sid = spec.server_id
+        log.info("servers.container_recreated", server_id=sid)
+        try:
+            await self.runtime.create(container_spec(spec, self.store.volume_dir(sid)))
+        except (CommandFailedError, ContainerRuntimeError) as exc:
+            await self.reporter.alert(
+                sid, f"server {sid} has no container and cannot get one: {exc}"
+            )
+            return
+        await self.reporter.status(sid, ServerStatus.STOPPED, reason="the daemon restarted")
 
     async def close(self) -> None:
         """Stop watching every server (their containers keep running)."""
