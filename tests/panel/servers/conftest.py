@@ -71,6 +71,21 @@ class Caller(httpx.AsyncClient):
         self.user_id = user_id
 
 
+# Started by its image's own entrypoint (like the catalogue's Minecraft blueprints).
+ENTRYPOINT_YAML = """\
+slug: entrypoint-only
+name: Entrypoint only
+docker: {image: stellarstack-test/game:latest}
+ports: [{name: game, port: 25565}]
+startup:
+  stop: {signal: SIGTERM}
+"""
+
+DISABLED_YAML = ENTRYPOINT_YAML.replace("entrypoint-only", "switched-off").replace(
+    "startup:", "startup:\n  command: 'exec sh /game.sh'"
+)
+
+
 @dataclass
 class ServersPanel:
     """The running app, its database and broker, and factories for callers, nodes and ports."""
@@ -173,11 +188,12 @@ class ServersPanel:
 
 async def _install_blueprints(database: Database) -> None:
     async with database.sessionmaker() as db:
-        for text in (game_blueprint_yaml(), TALKY_YAML):
+        for text in (game_blueprint_yaml(), TALKY_YAML, ENTRYPOINT_YAML, DISABLED_YAML):
             spec = BlueprintSpec.from_yaml(text)
-            await save_blueprint(
+            saved = await save_blueprint(
                 db, spec, source=BlueprintSource.OPERATOR, source_ref=None, source_hash=None
             )
+            saved.row.enabled = spec.slug != "switched-off"
         await db.commit()
 
 

@@ -152,6 +152,8 @@ async def test_unknown_blueprints_versions_and_absurd_resources_are_422(
         ({"blueprint": "no-such-game"}, "blueprint"),
         ({"blueprint": str(uuid.uuid4())}, "blueprint"),
         ({"blueprint": "x" * 129}, "blueprint"),
+        ({"blueprint": "switched-off"}, "blueprint"),
+        ({"blueprint": "entrypoint-only"}, "blueprint"),
         ({"version": "9.9"}, "version"),
         ({"memoryMb": 10**12}, "memoryMb"),
         ({"memoryMb": 1}, "memoryMb"),
