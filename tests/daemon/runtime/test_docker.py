@@ -55,6 +55,7 @@ async def test_container_is_created_with_limits_labels_and_loopback_ports(
         volume_dir=server_dir,
         env={"SERVER_PORT": str(port)},
         labels={"example": "yes"},
+        user="1000:1000",
     )
     state = await docker_runtime.create(spec)
     assert state.status is ContainerStatus.CREATED and state.exit_code is None
@@ -66,6 +67,7 @@ async def test_container_is_created_with_limits_labels_and_loopback_ports(
     assert host["PidsLimit"] == 32
     assert host["Privileged"] is False
     assert "no-new-privileges" in host["SecurityOpt"]
+    assert {"net_raw", "mknod", "setpcap"} <= {cap.lower() for cap in host["CapDrop"]}
     assert host["Binds"] == [f"{server_dir}:/home/container"]
     bindings = host["PortBindings"]
     assert bindings == {
@@ -77,6 +79,7 @@ async def test_container_is_created_with_limits_labels_and_loopback_ports(
     assert config["Labels"][LABEL_SERVER_ID] == server_id
     assert config["Labels"]["example"] == "yes"
     assert f"SERVER_PORT={port}" in config["Env"]
+    assert config["User"] == "1000:1000" and config["WorkingDir"] == "/home/container"
     await docker_runtime.start(server_id)
     running = await inspect(docker_engine, server_id)
     network = running["NetworkSettings"]

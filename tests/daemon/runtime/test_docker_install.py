@@ -238,3 +238,15 @@ def test_pull_progress_counts_bytes_across_layers_and_reads_engine_errors() -> N
     assert pull_reason("Get https://r/v2/: dial tcp: lookup r: no such host") == (
         "registry unreachable"
     )
+    assert pull_reason("Cannot connect to Docker Engine via unix:///x.sock") == (
+        "Docker Engine unreachable"
+    )
+
+
+async def test_a_pull_without_an_engine_says_the_engine_is_unreachable(tmp_path: Path) -> None:
+    runtime = DockerRuntime(f"unix://{tmp_path}/no-docker.sock")
+    try:
+        with pytest.raises(ImagePullError, match="Docker Engine unreachable"):
+            await runtime.pull("busybox:latest")
+    finally:
+        await runtime.close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import sys
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -187,7 +188,12 @@ async def test_install_runs_to_its_end_with_output_and_exit_code(
 
     spec = ContainerSpec(
         server_id=server_id,
-        command=("sh", "-c", "pwd; echo $GAME_VERSION; echo bad >&2; echo x > installed; exit 4"),
+        command=(
+            "sh",
+            "-c",
+            "pwd; echo $GAME_VERSION; echo bad >&2; echo x > installed;"
+            " grep 'Max processes' /proc/self/limits; exit 4",
+        ),
         env={"GAME_VERSION": "1.21"},
         volume_dir=server_dir,
         pids_limit=4000,
@@ -197,6 +203,8 @@ async def test_install_runs_to_its_end_with_output_and_exit_code(
     assert OutputLine("stdout", "1.21") in lines
     assert OutputLine("stderr", "bad") in lines
     assert (server_dir / "installed").read_text() == "x\n"
+    [limit] = [line.text.split() for line in lines if line.text.startswith("Max processes")]
+    assert limit[2:4] == ["4000", "4000"]
     assert await process_runtime.list_managed() == []
 
 
@@ -276,3 +284,54 @@ async def test_a_signal_sent_right_after_start_reaches_the_server(
         await process_runtime.kill(server_id)
         async with asyncio.timeout(5):
             assert (await process_runtime.wait(server_id)).exit_code == 128 + signal.SIGKILL
+
+
+DAEMON = """
+import asyncio, sys
+from pathlib import Path
+from stellarstack.daemon.runtime import ContainerSpec, ProcessRuntime
+
+async def main() -> None:
+    runtime = ProcessRuntime(state_dir=Path(sys.argv[1]))
+    spec = ContainerSpec(server_id=sys.argv[2], command=("sh", "-c", sys.argv[4]),
+                         volume_dir=Path(sys.argv[3]))
+    await runtime.create(spec)
+    await runtime.start(spec.server_id)
+    print("started", flush=True)
+    await asyncio.sleep(600)
+
+asyncio.run(main())
+"""
+
+
+async def test_a_server_survives_its_daemon_being_killed(
+    state_dir: Path, server_id: str, server_dir: Path
+) -> None:
+    daemon = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        DAEMON,
+        str(state_dir),
+        server_id,
+        str(server_dir),
+        GAME,
+        stdout=asyncio.subprocess.PIPE,
+    )
+    assert daemon.stdout is not None
+    async with asyncio.timeout(15):
+        while (await daemon.stdout.readline()).strip() != b"started":
+            pass  # log lines
+    daemon.kill()  # no clean shutdown at all
+    await daemon.wait()
+
+    runtime = ProcessRuntime(state_dir=state_dir)
+    try:
+        [state] = await runtime.list_managed()
+        assert state.status is ContainerStatus.RUNNING
+        async with await runtime.attach(server_id) as output:
+            await runtime.send_input(server_id, "still there?\n")
+            await collect_until(output, lambda line: line.text == "got:still there?")
+        stopped = await runtime.stop(server_id, grace=10)
+        assert (stopped.status, stopped.exit_code) == (ContainerStatus.EXITED, 0)
+    finally:
+        await runtime.close()

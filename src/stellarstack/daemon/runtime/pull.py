@@ -38,6 +38,7 @@ _REFERENCE = re.compile(
 _MAX_REFERENCE = 512
 
 _REASONS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("Docker Engine unreachable", ("cannot connect to docker engine",)),
     (
         "image not found",
         ("not found", "manifest unknown", "pull access denied", "does not exist"),
