@@ -105,17 +105,19 @@ def resolve_version(row: Blueprint, tag: str | None) -> BlueprintVersion | None:
 async def _insert(
     db: AsyncSession,
     server: Server,
-    node_demand: tuple[placement.Demand, list[uuid.UUID] | None],
+    demand: placement.Demand,
+    requested: list[uuid.UUID] | None,
     values: dict[str, str],
+    *,
     requested_by: uuid.UUID,
 ) -> Deployment:
+    """Write the server, reserve its ports, add its variables and install deployment."""
     db.add(server)
     try:
         await db.flush()
     except IntegrityError:
         await db.rollback()
         raise _invalid("externalId", "Another server already has this external id.") from None
-    demand, requested = node_demand
     await placement.reserve_allocations(db, server.node, server.id, demand, requested)
     db.add_all(ServerVariable(server_id=server.id, key=k, value=v) for k, v in values.items())
     deployment = Deployment(
@@ -191,7 +193,9 @@ async def create_server(
         status=ServerStatus.INSTALLING,
         external_id=body.external_id,
     )
-    deployment = await _insert(db, server, (demand, body.allocation_ids), values, principal.user.id)
+    deployment = await _insert(
+        db, server, demand, body.allocation_ids, values, requested_by=principal.user.id
+    )
     await record(
         db,
         principal.actor,
