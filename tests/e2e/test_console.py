@@ -1,0 +1,109 @@
+"""The console page in chromium on the real embedded panel, against a running test game.
+
+The panel runs its daemon on the process runtime with the test game blueprint
+(tests/support/game_image.py), so a server deploys in a second without Docker. The browser
+opens `/servers/{id}/console`: xterm shows the replayed output, a typed command echoes back,
+and a kill from the page turns the status badge to stopped without a reload.
+Screenshots land in test-artifacts/web/console-*.png.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from playwright.async_api import Browser, Locator, Page, expect
+
+from tests.e2e.conftest import PHONE, Panel, screenshot, sign_in, watched_page
+from tests.panel.console.live import admin_client, deploy_running_game, start_game_panel
+from tests.support.panel import LivePanel
+
+
+@pytest.fixture(scope="module")
+def game_panel(built_assets: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Panel]:
+    """A live panel (own data dir) whose local node runs the test game."""
+    live: LivePanel = start_game_panel(tmp_path_factory.mktemp("console-e2e"))
+    try:
+        assert live.admin_email and live.admin_password, live.text()
+        yield Panel(live.url, live.admin_email, live.admin_password)
+    finally:
+        live.stop()
+
+
+@pytest.fixture(scope="module")
+def game(game_panel: Panel) -> dict[str, Any]:
+    """A RUNNING test game owned by the first admin."""
+    client = admin_client(game_panel.url, game_panel.admin_email, game_panel.admin_password)
+    try:
+        return deploy_running_game(client, name="Console world")
+    finally:
+        client.close()
+
+
+def _terminal_text(page: Page) -> Locator:
+    return page.locator("#console-terminal .xterm-rows")
+
+
+async def test_a_command_echoes_and_a_kill_turns_the_badge_without_reload(
+    browser: Browser, game_panel: Panel, game: dict[str, Any]
+) -> None:
+    async with watched_page(browser, game_panel.url) as (page, watch):
+        await sign_in(page, game_panel)
+        await page.goto(f"/servers/{game['id']}/console")
+        console = page.locator("#console")
+        await expect(console).to_have_attribute("data-link", "connected", timeout=15_000)
+        await expect(console).to_have_attribute("data-status", "running")
+        await expect(_terminal_text(page)).to_contain_text("Server ready on port")
+
+        command = page.get_by_label("Command")
+        await command.fill("hello from the browser")
+        await command.press("Enter")
+        await expect(_terminal_text(page)).to_contain_text("> hello from the browser")
+        await expect(command).to_have_value("")
+        await command.fill("colour")
+        await command.press("Enter")
+        await expect(_terminal_text(page)).to_contain_text("green and red")
+        # history: ↑ brings back the last command, ↑ again the one before
+        await command.press("ArrowUp")
+        await expect(command).to_have_value("colour")
+        await command.press("ArrowUp")
+        await expect(command).to_have_value("hello from the browser")
+        await command.press("ArrowDown")
+        await command.press("ArrowDown")
+        await expect(command).to_have_value("")
+
+        # the charts fill from the socket's stats events (one a second)
+        await expect(page.locator('[data-metric="cpu"]')).to_have_text(re.compile(r"%$"))
+        await expect(page.locator('[data-chart="memory"] canvas')).to_be_visible(timeout=10_000)
+        await screenshot(page, "console-running")
+
+        await page.get_by_role("button", name="Kill").click()
+        await expect(console).to_have_attribute("data-status", "stopped", timeout=15_000)
+        await expect(page.locator("[data-console-status]")).to_contain_text("stopped")
+        await expect(page.get_by_role("button", name="Start", exact=True)).to_be_enabled()
+        await expect(page.get_by_role("button", name="Kill")).to_be_disabled()
+        await screenshot(page, "console-killed")
+
+        await page.get_by_role("button", name="Start", exact=True).click()
+        await expect(console).to_have_attribute("data-status", "running", timeout=20_000)
+        await expect(_terminal_text(page)).to_contain_text("Server ready on port")
+        watch.assert_clean()
+
+
+async def test_the_console_fits_a_phone_in_dark_mode(
+    browser: Browser, game_panel: Panel, game: dict[str, Any]
+) -> None:
+    async with watched_page(browser, game_panel.url, theme="dark", viewport=PHONE) as (
+        page,
+        watch,
+    ):
+        await sign_in(page, game_panel)
+        await page.goto(f"/servers/{game['id']}/console")
+        await expect(page.locator("#console")).to_have_attribute(
+            "data-link", "connected", timeout=15_000
+        )
+        await expect(page.get_by_label("Command")).to_be_enabled()
+        await screenshot(page, "console-dark-phone")
+        watch.assert_clean()
