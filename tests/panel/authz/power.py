@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from stellarstack.panel.db.enums import CommandStatus
 from stellarstack.panel.db.models import NodeCommand
 from tests.panel.admin.world import World
-from tests.panel.authz.rules import MODERATORS, Entry, on_server
+from tests.panel.authz.rules import ADMINS, MODERATORS, Entry, on_server
 
 __all__ = ["ENTRIES"]
 
@@ -39,3 +39,6 @@ ENTRIES: dict[tuple[str, str], Entry] = {
     ("POST", f"{P}/{action}"): Entry(on_server(202, MODERATORS), prepare=_idle_server)
     for action in ("start", "stop", "restart", "kill")
 }
+# The matrix server's factory blueprint has no startup command: whoever may reinstall gets past
+# the guard and meets the 409 "blueprint cannot be rendered" (nothing is sent or changed).
+ENTRIES[("POST", f"{P}/reinstall")] = Entry(on_server(409, ADMINS), prepare=_idle_server)

@@ -17,19 +17,30 @@ import pytest
 import sqlalchemy as sa
 from asgi_lifespan import LifespanManager
 
+from stellarstack.blueprints.model import Blueprint as BlueprintSpec
 from stellarstack.broker import Broker, MemoryBroker, RedisBroker
 from stellarstack.panel.app import create_app
 from stellarstack.panel.db import migrate
-from stellarstack.panel.db.enums import NodeStatus, Role, ServerStatus
-from stellarstack.panel.db.models import AuditLog, NodeCommand, Subuser
+from stellarstack.panel.db.enums import BlueprintSource, NodeStatus, Role, ServerStatus
+from stellarstack.panel.db.models import AuditLog, Blueprint, NodeCommand, ServerVariable, Subuser
 from stellarstack.panel.db.session import Database
+from stellarstack.panel.domain.blueprints.service import save_blueprint
 from stellarstack.protocol import keys
 from stellarstack.protocol.commands import Command
 from stellarstack.settings import PanelSettings
 from tests.panel.admin.world import add_user, session_for
 from tests.panel.db.factories import make_blueprint, make_node, make_server
+from tests.support.game_image import game_blueprint_yaml
 
-__all__ = ["Scene", "Stage", "audit_actions", "command_row", "queued_commands"]
+__all__ = [
+    "Scene",
+    "Stage",
+    "audit_actions",
+    "command_row",
+    "game_blueprint",
+    "new_scene",
+    "queued_commands",
+]
 
 
 @dataclass
@@ -81,6 +92,18 @@ async def stage(
     await database.dispose()
 
 
+@pytest.fixture(scope="module")
+async def game_blueprint(stage: Stage) -> uuid.UUID:
+    """The test game's blueprint, stored once per panel (a real, renderable one)."""
+    async with stage.database.sessionmaker() as db:
+        spec = BlueprintSpec.from_yaml(game_blueprint_yaml())
+        saved = await save_blueprint(
+            db, spec, source=BlueprintSource.OPERATOR, source_ref=None, source_hash=None
+        )
+        await db.commit()
+        return saved.row.id
+
+
 async def new_scene(
     stage: Stage,
     *,
@@ -88,6 +111,7 @@ async def new_scene(
     node_status: NodeStatus = NodeStatus.ONLINE,
     suspended: bool = False,
     subuser_permissions: list[str] | None = None,
+    blueprint_id: uuid.UUID | None = None,
 ) -> Scene:
     """A fresh server (and node, blueprint, people) so tests never share a power lock."""
     tag = uuid.uuid4().hex[:10]
@@ -102,6 +126,10 @@ async def new_scene(
         node.status = node_status
         node.api_token_hash = f"hash-{tag}"
         server = make_server(owner, node, blueprint, f"World {tag}")
+        if blueprint_id is not None:  # a real blueprint (the spec builder can render it)
+            server.blueprint = await db.get_one(Blueprint, blueprint_id)
+            server.version_tag = "1.0"
+            db.add(ServerVariable(server=server, key="WORLD_NAME", value=f"w{tag}"))
         server.status = status
         if suspended:
             server.status = ServerStatus.SUSPENDED

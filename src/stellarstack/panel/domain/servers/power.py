@@ -15,19 +15,44 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from stellarstack.blueprints import BlueprintError
+from stellarstack.blueprints.model import Blueprint as BlueprintSpec
 from stellarstack.broker import Broker
 from stellarstack.logs import get_logger
 from stellarstack.panel.auth.permissions import ServerAccess
-from stellarstack.panel.db.enums import CommandStatus, NodeStatus, ServerStatus
-from stellarstack.panel.db.models import Node, NodeCommand, Server
+from stellarstack.panel.db.enums import (
+    CommandStatus,
+    DeploymentKind,
+    DeploymentStatus,
+    NodeStatus,
+    ServerStatus,
+)
+from stellarstack.panel.db.models import (
+    Allocation,
+    Deployment,
+    Node,
+    NodeCommand,
+    Server,
+    ServerVariable,
+)
 from stellarstack.panel.domain.audit.service import record
+from stellarstack.panel.domain.blueprints.service import find_blueprint, spec_of
 from stellarstack.panel.domain.commands.service import send_command
 from stellarstack.panel.domain.servers.schemas import PowerAction
-from stellarstack.panel.errors import Conflict, DependencyUnavailable, NotFound
+from stellarstack.panel.domain.servers.spec import build_spec
+from stellarstack.panel.domain.servers.variables import check_values
+from stellarstack.panel.errors import (
+    Conflict,
+    DependencyUnavailable,
+    NotFound,
+    PanelError,
+    ValidationFailed,
+)
 from stellarstack.protocol.commands import CommandType, ServerPowerPayload
 from stellarstack.settings import PanelSettings
 
@@ -41,6 +66,7 @@ __all__ = [
     "pending_command",
     "reachable_node",
     "request_power",
+    "request_reinstall",
 ]
 
 log = get_logger(__name__)
@@ -62,7 +88,11 @@ POWER_TTL = 60.0
 OPERABLE_NODE = frozenset({NodeStatus.ONLINE, NodeStatus.DRAINING})
 """Node statuses that take power commands (a draining node still runs its servers)."""
 
+SPEC_PAYLOAD_BYTES = 512 * 1024
+"""A ServerSpec carries the install script: allow it the size `server.create` gets."""
+
 _INSTALLING = frozenset({ServerStatus.INSTALLING, ServerStatus.REINSTALLING})
+_WAS_RUNNING = frozenset({ServerStatus.STARTING, ServerStatus.RUNNING})
 
 
 async def lock_server(db: AsyncSession, server: Server) -> Server:
@@ -180,3 +210,143 @@ async def request_power(
     )
     log.info("servers.power", server_id=str(server.id), action=action, command_id=str(command.id))
     return command
+
+
+async def _blueprint_spec(db: AsyncSession, server: Server) -> BlueprintSpec:
+    """The server's blueprint, parsed (a disabled blueprint still reinstalls its servers)."""
+    row = await find_blueprint(db, str(server.blueprint_id))
+    try:
+        if row is None:
+            raise BlueprintError("it no longer exists")
+        return spec_of(row)
+    except BlueprintError as exc:
+        raise _unrenderable(exc) from exc
+
+
+def _unrenderable(exc: BlueprintError) -> Conflict:
+    return Conflict(
+        f"The server's blueprint cannot be rendered ({exc}); an administrator must fix "
+        "the blueprint before this server can be reinstalled."[:2000]
+    )
+
+
+async def _payload(
+    db: AsyncSession, server: Server, deployment: Deployment, *, start: bool
+) -> dict[str, Any]:
+    """The `server.reinstall` payload: the ServerSpec as the server's rows say now.
+
+    Variables the blueprint added since the server was made take their defaults.
+    """
+    spec = await _blueprint_spec(db, server)
+    stored = await db.scalars(
+        sa.select(ServerVariable).where(ServerVariable.server_id == server.id)
+    )
+    allocations = await db.scalars(sa.select(Allocation).where(Allocation.server_id == server.id))
+    try:
+        values = check_values(
+            spec, {}, version=server.version_tag, current={v.key: v.value for v in stored}
+        )
+        built = build_spec(
+            server,
+            spec,
+            values,
+            list(allocations),
+            deployment_id=str(deployment.id),
+            start_on_completion=start,
+        )
+    except ValidationFailed as exc:
+        wrong = "; ".join(f"{e.field}: {e.message}" for e in exc.errors[:5])
+        raise Conflict(
+            f"The server's variables no longer pass its blueprint's rules ({wrong}); "
+            "change them before reinstalling."[:2000]
+        ) from exc
+    except BlueprintError as exc:
+        raise _unrenderable(exc) from exc
+    return built.to_wire()
+
+
+async def request_reinstall(
+    db: AsyncSession,
+    broker: Broker,
+    settings: PanelSettings,
+    access: ServerAccess,
+) -> Deployment:
+    """Start a reinstall: a new deployment, status REINSTALLING, `server.reinstall` sent.
+
+    The server's files are kept; the install script runs again and the container is rebuilt
+    from the current blueprint, variables and limits. A server that was running is started
+    again afterwards. Raises Conflict (suspended, installing, busy, unrenderable blueprint)
+    and DependencyUnavailable (node unreachable, broker down: nothing changes).
+    """
+    server = await lock_server(db, access.server)
+    check_operable(server, for_reinstall=True)
+    node = await reachable_node(db, server, settings)
+    busy = await pending_command(db, server.id)
+    if busy is not None:
+        raise busy_error(busy)
+    previous = server.status
+    deployment = Deployment(
+        server_id=server.id,
+        kind=DeploymentKind.REINSTALL,
+        status=DeploymentStatus.PENDING,
+        from_version_tag=server.version_tag,
+        to_version_tag=server.version_tag,
+        requested_by_id=access.principal.user.id,
+    )
+    db.add(deployment)
+    await db.flush()
+    payload = await _payload(db, server, deployment, start=previous in _WAS_RUNNING)
+    server.status = ServerStatus.REINSTALLING
+    server.install_error = None
+    await record(
+        db,
+        access.principal.actor,
+        "server.reinstall",
+        "server",
+        server.id,
+        details={"deploymentId": str(deployment.id), "nodeId": str(node.id)},
+    )
+    try:
+        await send_command(
+            db,
+            broker,
+            node,
+            CommandType.SERVER_REINSTALL,
+            payload,
+            ttl=settings.server_command_ttl,
+            max_payload_bytes=max(settings.command_max_payload_bytes, SPEC_PAYLOAD_BYTES),
+        )
+    except PanelError as exc:
+        await _undo_reinstall(db, server.id, deployment.id, previous, exc)
+        raise
+    log.info("servers.reinstall", server_id=str(server.id), deployment_id=str(deployment.id))
+    return deployment
+
+
+async def _undo_reinstall(
+    db: AsyncSession,
+    server_id: uuid.UUID,
+    deployment_id: uuid.UUID,
+    previous: ServerStatus,
+    exc: PanelError,
+) -> None:
+    """Put the server back as it was when `server.reinstall` could not be sent."""
+    await db.rollback()
+    await db.execute(
+        sa.update(Server)
+        .where(Server.id == server_id, Server.status == ServerStatus.REINSTALLING)
+        .values(status=previous)
+        .execution_options(synchronize_session=False)
+    )
+    await db.execute(
+        sa.update(Deployment)
+        .where(Deployment.id == deployment_id)
+        .values(
+            status=DeploymentStatus.FAILED,
+            error=f"not sent: {exc.detail or type(exc).__name__}"[:2000],
+            finished_at=datetime.now(UTC),
+        )
+        .execution_options(synchronize_session=False)
+    )
+    await db.commit()
+    log.warning("servers.reinstall_not_sent", server_id=str(server_id), error=str(exc))

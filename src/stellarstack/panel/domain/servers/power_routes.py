@@ -21,7 +21,7 @@ from stellarstack.panel.domain.audit.service import audit_failures
 from stellarstack.panel.domain.commands.schemas import CommandOut
 from stellarstack.panel.domain.commands.service import FINISHED, wait_for
 from stellarstack.panel.domain.servers import power
-from stellarstack.panel.domain.servers.schemas import PowerAction, PowerRequest
+from stellarstack.panel.domain.servers.schemas import DeploymentOut, PowerAction, PowerRequest
 from stellarstack.panel.schemas import Envelope, ok
 
 __all__ = ["router"]
@@ -144,3 +144,28 @@ async def kill_server(
 ) -> Envelope[CommandOut]:
     """Kill the server at once (SIGKILL): unsaved game state is lost."""
     return await _power("kill", access, body, request, response, db, broker, settings)
+
+
+@router.post(
+    "/reinstall",
+    response_model=Envelope[DeploymentOut],
+    status_code=status.HTTP_202_ACCEPTED,
+)
+async def reinstall_server(
+    access: Reinstaller,
+    request: Request,
+    db: DbSession,
+    broker: BrokerDep,
+    settings: SettingsDep,
+) -> Envelope[DeploymentOut]:
+    """Reinstall the server: files kept, install script run again, container rebuilt."""
+    async with audit_failures(
+        get_database(request),
+        access.principal.actor,
+        "server.reinstall",
+        "server",
+        access.server.id,
+        session=db,
+    ):
+        deployment = await power.request_reinstall(db, broker, settings, access)
+    return ok(DeploymentOut.model_validate(deployment))
