@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import select
 
 from stellarstack.panel.db.enums import NodeStatus
-from stellarstack.panel.db.models import Blueprint, Node, Server
+from stellarstack.panel.db.models import Blueprint, Node, Server, Subuser
 from stellarstack.protocol.tokens import (
     TokenError,
     TokenPurpose,
@@ -18,6 +18,7 @@ from stellarstack.protocol.tokens import (
     verify,
     verify_console,
 )
+from tests.panel.admin.world import add_user, session_for
 from tests.panel.console.conftest import ConsoleWorld
 from tests.panel.db.factories import make_node, make_server
 
@@ -214,3 +215,36 @@ async def test_minting_is_rate_limited_per_user_and_server(console_world: Consol
     assert int(limited.headers["retry-after"]) > 0
     # another caller on the same server is not held back
     assert (await _grant(console_world, "admin"))["permissions"] is not None
+
+
+@pytest.mark.parametrize(
+    ("actor", "status"),
+    [("owner", 200), ("support", 200), ("moderator", 200), ("other_user", 404)],
+)
+async def test_the_console_page_opens_only_for_those_who_may_watch(
+    console_world: ConsoleWorld, actor: str, status: int
+) -> None:
+    world = console_world.world
+    response = await world.client.get(
+        f"/servers/{world.server_id}/console", headers=world.headers(actor)
+    )
+    assert response.status_code == status
+    if status == 200:
+        assert f"/api/v1/servers/{world.server_id}/console-token" in response.text
+        assert "<script>" not in response.text  # strict CSP: data-* attributes only
+
+
+async def test_the_console_page_refuses_subusers_without_the_console_permission(
+    console_world: ConsoleWorld,
+) -> None:
+    world = console_world.world
+    user = await add_user(world.database, f"viewer-{uuid.uuid4().hex[:8]}@example.test")
+    async with world.database.sessionmaker() as db:
+        db.add(Subuser(user_id=user.id, server_id=world.server_id, permissions=["server.view"]))
+        await db.commit()
+    headers = await session_for(world.database, user)
+    page = await world.client.get(f"/servers/{world.server_id}/console", headers=headers)
+    assert page.status_code == 403
+    api = await world.client.get(_url(world.server_id), headers=headers)
+    assert api.status_code == 403
+    assert "server.console" in api.json()["error"]["detail"]
