@@ -250,3 +250,35 @@ async def test_a_pull_without_an_engine_says_the_engine_is_unreachable(tmp_path:
             await runtime.pull("busybox:latest")
     finally:
         await runtime.close()
+
+
+async def test_the_server_runs_as_the_install_user_and_can_change_what_the_install_wrote(
+    docker_engine: DockerEngine, runtime: DockerRuntime, server_id: str, server_dir: Path
+) -> None:
+    (server_dir / "from-the-daemon.txt").write_text("root wrote this\n")
+    script = "mkdir -p world && echo v1 > world/level.dat && echo v1 > server.properties"
+    assert (
+        await runtime.run_once(install(docker_engine, server_id, server_dir, script), timeout=60)
+        == 0
+    )
+    spec = ContainerSpec(
+        server_id=server_id,
+        image=docker_engine.image,
+        command=(
+            "sh",
+            "-c",
+            "id -u > uid; echo v2 >> world/level.dat; echo v2 > server.properties",
+        ),
+        volume_dir=server_dir,
+    )
+    await runtime.create(spec)
+    try:
+        await runtime.start(server_id)
+        state = await runtime.wait(server_id)
+    finally:
+        await runtime.remove(server_id)
+    assert state.exit_code == 0
+    assert (server_dir / "uid").read_text() == "1000\n"
+    assert (server_dir / "world" / "level.dat").read_text() == "v1\nv2\n"
+    assert (server_dir / "server.properties").read_text() == "v2\n"
+    assert {p.stat().st_uid for p in server_dir.rglob("*")} == {1000}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime
@@ -30,6 +31,7 @@ from stellarstack.daemon.runtime.errors import (
     ContainerNotFoundError,
     ContainerRuntimeError,
     ImagePullError,
+    InvalidSpecError,
     RuntimeUnavailableError,
 )
 from stellarstack.daemon.runtime.install import (
@@ -295,10 +297,19 @@ class DockerRuntime(Runtime):
         return int(result.get("StatusCode", -1))
 
     async def create(self, spec: ContainerSpec) -> ContainerState:
-        """Create the container (stopped) with the spec's limits, ports, volume and labels."""
+        """Create the container (stopped) with the spec's limits, ports, volume and labels.
+
+        Without a `user` in the spec it runs as the install user, owner of the server's files,
+        so what the install wrote stays writable (root in the container has no DAC override).
+        """
         check_image_reference(spec.image)
+        if spec.user is None:
+            spec = dataclasses.replace(spec, user=self._install_user)
         if spec.volume_dir is not None:
             await asyncio.to_thread(spec.volume_dir.mkdir, parents=True, exist_ok=True)
+            with contextlib.suppress(InvalidSpecError):  # root or a named user: left as they are
+                uid, gid = unprivileged_user(spec.user)
+                await asyncio.to_thread(own_directory, spec.volume_dir, uid, gid)
         config = container_config(spec, self._labels(spec.server_id))
         await self._create(config, self.container_name(spec.server_id), spec)
         return await self.status(spec.server_id)
