@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
-import uvicorn
 from fastapi import FastAPI
 
 from stellarstack.broker import Broker
@@ -23,6 +22,7 @@ from stellarstack.panel.db.models import Subuser
 from stellarstack.panel.db.session import Database
 from stellarstack.panel.domain.events.fanout import publish_event, publish_node_status
 from stellarstack.protocol.events import Event, ServerStatus, ServerStatusChange
+from stellarstack.serve import listen
 from tests.panel.admin.world import add_user, session_for
 from tests.panel.db.factories import make_blueprint, make_node, make_server
 from tests.support.services import free_port
@@ -34,12 +34,10 @@ __all__ = ["Cast", "SseClient", "make_cast", "serve", "status_event"]
 async def serve(app: FastAPI) -> AsyncIterator[str]:
     """Serve the app (lifespan included) on a loopback port; yield its base URL."""
     port = free_port()
-    config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, log_level="warning", timeout_graceful_shutdown=1
-    )
-    server = uvicorn.Server(config)
-    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
-    task = asyncio.create_task(server.serve())
+    listener = listen(app, "127.0.0.1", port)  # TCP_NODELAY, as the panel really listens
+    server = listener.server
+    server.config.timeout_graceful_shutdown = 1
+    task = asyncio.create_task(listener.serve())
     for _ in range(500):
         if server.started or task.done():
             break

@@ -85,11 +85,12 @@ async def _log(
 async def publish_event(broker: Broker, event: Event) -> None:
     """Fan a node's event out to its node channel and, if it names a server, the server's."""
     text = _dumps(event.to_wire())
+    # The replay log first: every SSE client waits on it.
+    await _log(broker, event.type, event.node_id, event.server_id, text)
     await _publish(broker, keys.node_events_stream(event.node_id), text)
     server_channel = _SERVER_CHANNELS.get(event.known_type)  # type: ignore[arg-type]
     if event.server_id is not None and server_channel is not None:
         await _publish(broker, server_channel(event.server_id), text)
-    await _log(broker, event.type, event.node_id, event.server_id, text)
     await record_event(broker, event)
 
 

@@ -363,11 +363,11 @@ async def _live(
     last_write = loop.time()
     while True:
         items: list[LogEntry | Signal] = []
-        now = loop.time()
-        wait = max(0.0, min(last_write + options.heartbeat, next_check) - now)
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(wait):
-                items.append(await sub.queue.get())
+        if sub.queue.empty():  # wait for the next entry, a heartbeat or a re-check
+            wait = max(0.0, min(last_write + options.heartbeat, next_check) - loop.time())
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(wait):
+                    items.append(await sub.queue.get())
         while not sub.queue.empty():
             items.append(sub.queue.get_nowait())
         if sub.overflowed:
