@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 
 from stellarstack.panel.db.enums import NodeStatus, Role
 from stellarstack.panel.db.models import Server, Subuser
@@ -252,3 +253,29 @@ async def test_suspension_stops_the_server_and_blocks_power_until_lifted(
         ensure_not_suspended(row)
     too_long = await admin.post(url + "/suspend", json={"reason": "x" * 1025})
     assert too_long.status_code == 422
+
+
+async def test_script_in_a_name_is_stored_as_plain_text(panel: ServersPanel) -> None:
+    node = await panel.node([31081])
+    owner = await panel.user()
+    name = '<script>alert("x")</script>'
+    server = await _deploy(panel, owner, node, name=name, description="<img src=x onerror=1>")
+    got = await owner.get(f"/api/v1/servers/{server['id']}")
+    assert got.headers["content-type"].startswith("application/json")
+    assert got.json()["data"]["name"] == name
+
+
+async def test_a_removed_subuser_loses_the_server_at_once(panel: ServersPanel) -> None:
+    node = await panel.node([31091])
+    owner, helper = await panel.user(), await panel.user()
+    server = await _deploy(panel, owner, node)
+    server_id = uuid.UUID(server["id"])
+    async with panel.database.sessionmaker() as db:
+        db.add(Subuser(user_id=helper.user_id, server_id=server_id, permissions=["server.view"]))
+        await db.commit()
+    assert (await helper.get(f"/api/v1/servers/{server_id}")).status_code == 200
+    async with panel.database.sessionmaker() as db:
+        await db.execute(sa.delete(Subuser).where(Subuser.server_id == server_id))
+        await db.commit()
+    assert (await helper.get(f"/api/v1/servers/{server_id}")).status_code == 404
+    assert (await helper.get("/api/v1/servers")).json()["data"] == []
