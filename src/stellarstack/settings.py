@@ -203,6 +203,9 @@ class PanelSettings(BaseSettings):
     events_retry_ms: int = Field(
         default=3000, ge=100, description="Reconnect delay (ms) suggested to SSE clients."
     )
+    events_max_streams_per_user: int = Field(
+        default=30, ge=1, description="Open SSE streams one user may hold on one replica."
+    )
 
     @property
     def effective_database_url(self) -> str:

@@ -168,6 +168,10 @@ class EventHub:
         self._index(sub)
         return sub
 
+    def streams_of(self, user_id: uuid.UUID) -> int:
+        """How many streams of this user this process serves."""
+        return sum(1 for sub in self.subscribers if sub.credential.user_id == user_id)
+
     def detach(self, sub: Subscriber) -> None:
         """Stop delivering to a subscriber."""
         self.subscribers.discard(sub)

@@ -17,7 +17,12 @@ from stellarstack.panel.domain.events.stream import (
     parse_last_event_id,
 )
 from stellarstack.panel.domain.events.visibility import credential_of, resolve_visibility
-from stellarstack.panel.errors import DependencyUnavailable, FieldError, ValidationFailed
+from stellarstack.panel.errors import (
+    DependencyUnavailable,
+    FieldError,
+    RateLimited,
+    ValidationFailed,
+)
 
 __all__ = ["router"]
 
@@ -62,6 +67,12 @@ async def stream_events(
     if visibility is None:  # pragma: no cover - the principal was just authenticated
         raise DependencyUnavailable("Your access changed while connecting; try again.")
     hub = hub_for(request.app.state.broker)
+    if hub.streams_of(principal.user.id) >= settings.events_max_streams_per_user:
+        raise RateLimited(
+            5,
+            f"You already have {settings.events_max_streams_per_user} live event streams open "
+            "here; close some tabs (one stream serves a whole page).",
+        )
     try:
         sub = await hub.attach(credential, visibility, queue_size=settings.events_queue_size)
     except BrokerError as exc:
