@@ -71,16 +71,18 @@ async def _owner(db: AsyncSession, principal: Principal, owner_id: uuid.UUID | N
     return owner
 
 
-async def resolve_blueprint(db: AsyncSession, ref: str) -> tuple[Blueprint, BlueprintSpec]:
+async def resolve_blueprint(
+    db: AsyncSession, ref: str, *, deploying: bool = True
+) -> tuple[Blueprint, BlueprintSpec]:
     """An enabled blueprint by slug or id and its parsed definition; 422 at `blueprint`."""
     row = await find_blueprint(db, ref)
-    if row is None or not row.enabled:
+    if row is None or (deploying and not row.enabled):
         raise _invalid("blueprint", f"There is no blueprint {ref[:128]!r}.")
     try:
         spec = spec_of(row)
     except BlueprintError as exc:
         raise _invalid("blueprint", f"This blueprint cannot be deployed: {exc}") from exc
-    if spec.startup.command is None and not (spec.process and spec.process.command):
+    if deploying and spec.startup.command is None and not (spec.process and spec.process.command):
         raise _invalid(
             "blueprint",
             f"{spec.name} starts through its image's own entrypoint, which this panel cannot "

@@ -111,7 +111,7 @@ async def update_server(
     tag = server.version_tag
     if body.variables is None and (body.version is None or body.version == tag):
         return await _apply_settings(db, principal, server, body, changes)
-    row, spec = await resolve_blueprint(db, str(server.blueprint_id))
+    row, spec = await resolve_blueprint(db, str(server.blueprint_id), deploying=False)
     if body.version is not None and body.version != server.version_tag:
         version = resolve_version(row, body.version)
         tag = version.tag if version else None
