@@ -77,6 +77,7 @@ class Servers:
             "serverId": server_id,
             "deploymentId": f"dep-{server_id}",
             "image": GAME_IMAGE,
+            "binaries": ["sh"],
             "command": ["sh", self.script],
             "env": {"WORLD_NAME": "alpha"},
             "limits": {"memoryMb": 128, "diskMb": 256, "pids": 64, "cpu": 50},

@@ -38,6 +38,7 @@ def wire_spec(server_id: str, **overrides: Any) -> dict[str, Any]:
         "serverId": server_id,
         "deploymentId": "dep-1",
         "image": GAME_IMAGE,
+        "binaries": ["sh"],
         "command": ["sh", GAME_SCRIPT_PATH],
         "limits": {"memoryMb": 128, "diskMb": 256, "pids": 64},
         "ports": [{"ip": "127.0.0.1", "port": free_port(), "primary": True}],
@@ -124,6 +125,9 @@ async def test_create_over_the_wire_then_a_new_agent_reattaches(
             {"configFiles": [{"path": "../x", "parser": "json", "set": {"a": 1}}]},
             "inside the server directory",
         ),
+        ({"binaries": []}, "needs Docker"),
+        ({"binaries": ["../../bin/sh"]}, "plain names"),
+        ({"binaries": ["sh", "no-such-game-binary"]}, "needs no-such-game-binary on this node"),
     ],
 )
 async def test_hostile_specs_fail_with_a_reason_and_leave_nothing(

@@ -9,6 +9,7 @@ import pytest
 
 from stellarstack.daemon.errors import CommandFailedError
 from stellarstack.daemon.runtime import ContainerStatus
+from stellarstack.daemon.servers.install import run_install
 from stellarstack.daemon.servers.lifecycle import PowerBusyError
 from tests.daemon.servers.conftest import Servers
 from tests.daemon.waiting import eventually
@@ -255,3 +256,23 @@ async def test_growing_past_the_disk_limit_while_running_alerts_once(
     await asyncio.sleep(1.2)  # more samples over the limit: still one alert
     [alert] = await servers.alerts(server_id)
     assert "over its disk limit" in alert.message
+
+
+async def test_a_flooding_install_cannot_fill_the_disk_with_its_log(
+    process_servers: Servers, server_id: str
+) -> None:
+    servers = process_servers
+    step = {"image": "unused", "script": "seq 1 50000; echo 'last line'; exit 1"}
+    spec = servers.spec(server_id, install=step)
+    log = servers.store.install_log(server_id)
+    with pytest.raises(CommandFailedError, match="last line"):
+        await run_install(
+            servers.runtime,
+            spec,
+            servers.store.volume_dir(server_id),
+            log,
+            lambda _: asyncio.sleep(0),
+            log_limit=10_000,
+        )
+    text = log.read_text()
+    assert len(text) < 10_200 and text.endswith("the rest is not kept]\n")

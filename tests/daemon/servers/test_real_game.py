@@ -26,6 +26,7 @@ async def test_luanti_reaches_running_and_stops_cleanly(
         server_id,
         command=["sh", "-c", start],
         env={"LUANTI": LUANTI},
+        binaries=["sh"],  # the server itself is found through $LUANTI
         limits={"memoryMb": 1024, "diskMb": 2048, "pids": 256},
         ports=[{"ip": "127.0.0.1", "port": port, "protocol": "udp", "primary": True}],
         stop={"signal": "SIGINT", "timeout": 30},

@@ -2,15 +2,36 @@
 
 from __future__ import annotations
 
+import re
+import shutil
 from pathlib import Path, PurePosixPath
 
 from stellarstack.daemon.errors import CommandFailedError
 from stellarstack.daemon.runtime import ContainerSpec, InvalidSpecError, PortBinding
 from stellarstack.protocol.servers import ServerSpec
 
-__all__ = ["LABEL_DEPLOYMENT", "container_spec", "server_env"]
+__all__ = ["LABEL_DEPLOYMENT", "check_binaries", "container_spec", "server_env"]
 
 LABEL_DEPLOYMENT = "stellarstack.deployment_id"
+_BINARY = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,127}")
+
+
+def check_binaries(spec: ServerSpec) -> None:
+    """On the process runtime: refuse a spec whose programs are not on this node's PATH."""
+    if not spec.binaries:
+        raise CommandFailedError(
+            f"server {spec.server_id} needs Docker: its blueprint names no programs to run "
+            "without it, and this node uses the process runtime"
+        )
+    bad = [name for name in spec.binaries if _BINARY.fullmatch(name) is None]
+    if bad:
+        raise CommandFailedError(f"program names must be plain names, not {bad[0]!r}")
+    missing = [name for name in spec.binaries if shutil.which(name) is None]
+    if missing:
+        raise CommandFailedError(
+            f"server {spec.server_id} needs {', '.join(missing)} on this node's PATH; "
+            "install it (or use a Docker node)"
+        )
 
 
 def _mount_path(value: str) -> str:

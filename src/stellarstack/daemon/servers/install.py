@@ -33,6 +33,8 @@ INSTALL_MOUNT = "/mnt/server"
 """Where the install container sees the server's files (as Pterodactyl eggs expect)."""
 TAIL_LINES = 20
 """Lines of install output quoted in the failure reason."""
+LOG_LIMIT = 8 << 20
+"""Bytes of install output kept in install.log; past it only the tail is kept (in memory)."""
 
 OnLine = Callable[[str], Awaitable[None]]
 
@@ -94,7 +96,13 @@ async def _run_by_hand(
 
 
 async def run_install(
-    runtime: Runtime, spec: ServerSpec, volume_dir: Path, log_path: Path, on_line: OnLine
+    runtime: Runtime,
+    spec: ServerSpec,
+    volume_dir: Path,
+    log_path: Path,
+    on_line: OnLine,
+    *,
+    log_limit: int = LOG_LIMIT,
 ) -> None:
     """Run the install script to its end; InstallFailedError with its output's tail if not."""
     step = spec.install
@@ -104,10 +112,17 @@ async def run_install(
     tail: deque[str] = deque(maxlen=TAIL_LINES)
     log_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     with log_path.open("w", encoding="utf-8") as handle:
+        written = 0
 
         async def on_output(line: OutputLine) -> None:
+            nonlocal written
             tail.append(line.text)
-            handle.write(line.text + "\n")
+            if written <= log_limit:
+                text = line.text + "\n"
+                written += len(text)
+                if written > log_limit:
+                    text = f"[install.log cut at {log_limit} bytes; the rest is not kept]\n"
+                handle.write(text)
             await on_line(line.text)
 
         try:

@@ -33,7 +33,7 @@ from stellarstack.daemon.runtime import (
     Runtime,
 )
 from stellarstack.daemon.servers.configfiles import apply_edits
-from stellarstack.daemon.servers.container import container_spec
+from stellarstack.daemon.servers.container import check_binaries, container_spec
 from stellarstack.daemon.servers.install import InstallFailedError, pull_image, run_install
 from stellarstack.daemon.servers.lifecycle import ServerEntry, ServerPower
 from stellarstack.daemon.servers.reporter import Reporter
@@ -90,10 +90,16 @@ class ServerManager:
             return False
         return True
 
+    def _check(self, spec: ServerSpec) -> None:
+        """Refuse a spec this node cannot run before any work is done."""
+        container_spec(spec, self.store.volume_dir(spec.server_id))
+        if self.runtime.name == "process":
+            check_binaries(spec)
+
     async def create(self, spec: ServerSpec) -> dict[str, Any]:
         """Deploy a new server; fails if the server already exists on this node."""
         sid = spec.server_id
-        container_spec(spec, self.store.volume_dir(sid))  # refuse a bad spec before any work
+        self._check(spec)
         entry = self.entry(sid)
         async with entry.power_action("create"):
             if entry.spec is not None or await self._exists(sid):
@@ -104,7 +110,7 @@ class ServerManager:
 
     async def reinstall(self, spec: ServerSpec) -> dict[str, Any]:
         """Stop, run the install again over the kept files, recreate the container."""
-        container_spec(spec, self.store.volume_dir(spec.server_id))
+        self._check(spec)
         entry = self.entry(spec.server_id)
         async with entry.power_action("reinstall"):
             if await self._exists(spec.server_id):
