@@ -335,3 +335,16 @@ async def test_a_server_survives_its_daemon_being_killed(
         assert (stopped.status, stopped.exit_code) == (ContainerStatus.EXITED, 0)
     finally:
         await runtime.close()
+
+
+async def test_servers_find_programs_in_debians_game_directories(
+    process_runtime: ProcessRuntime, server_id: str, server_dir: Path
+) -> None:
+    lines: list[OutputLine] = []
+
+    async def collect(line: OutputLine) -> None:
+        lines.append(line)
+
+    spec = shell(server_id, server_dir, "echo $PATH")
+    assert await process_runtime.run_once(spec, timeout=10, on_output=collect) == 0
+    assert {"/usr/games", "/usr/local/games"} <= set(lines[0].text.split(":"))

@@ -26,10 +26,12 @@ __all__ = [
     "parse_signal",
     "run_command",
     "sample_tree",
+    "server_path",
     "signal_group",
 ]
 
 _DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+_GAMES_PATH = ("/usr/local/games", "/usr/games")  # Debian's game servers (minetestserver)
 _READ_CHUNK = 64 * 1024
 
 ProcessProbes = dict[int, psutil.Process]
@@ -58,10 +60,16 @@ def exit_code(returncode: int) -> int:
     return 128 - returncode if returncode < 0 else returncode
 
 
+def server_path() -> str:
+    """The PATH servers run with: the daemon's, plus Debian's game directories (root lacks them)."""
+    parts = os.environ.get("PATH", _DEFAULT_PATH).split(os.pathsep)
+    return os.pathsep.join([*parts, *(d for d in _GAMES_PATH if d not in parts)])
+
+
 def environment(spec: ContainerSpec) -> dict[str, str]:
     """A small, explicit environment: the daemon's own variables (tokens) never leak."""
     assert spec.volume_dir is not None
-    env = {"PATH": os.environ.get("PATH", _DEFAULT_PATH), "HOME": str(spec.volume_dir)}
+    env = {"PATH": server_path(), "HOME": str(spec.volume_dir)}
     env["LANG"] = "C.UTF-8"
     env["TERM"] = "xterm"
     env.update(spec.env)
