@@ -150,7 +150,10 @@ async def test_a_supervisor_killed_behind_our_back_leaves_a_dead_server(
         async with asyncio.timeout(10):
             state = await runtime.wait(server_id)
         assert state.status is ContainerStatus.DEAD
-        psutil.Process(pid).kill()
+        await runtime.remove(server_id)
+        await eventually(
+            lambda: not psutil.pid_exists(pid) or psutil.Process(pid).status() == "zombie"
+        )
     finally:
         await runtime.close()
 

@@ -349,6 +349,9 @@ class ProcessRuntime(Runtime):
         """Kill the process if it runs and forget the server (its files stay)."""
         server = self._get(server_id)
         self._signal(server, signals.SIGKILL)
+        pid = server.record.pid
+        if server.lost and pid is not None and _leads_its_session(pid):
+            signal_group(pid, signals.SIGKILL)  # orphaned when its supervisor was killed
         await server.stopped.wait()
         server.subscribers.end()
         self._servers.pop(server_id, None)
@@ -436,3 +439,11 @@ class ProcessRuntime(Runtime):
             server.subscribers.end()
         if self._ephemeral:
             await asyncio.to_thread(shutil.rmtree, self._state_dir, True)
+
+
+def _leads_its_session(pid: int) -> bool:
+    """True if `pid` still leads its own session (as the server did; a reused pid rarely does)."""
+    try:
+        return os.getsid(pid) == pid
+    except OSError:
+        return False
