@@ -351,3 +351,14 @@ async def test_servers_find_programs_in_debians_game_directories(
     spec = shell(server_id, server_dir, "echo $PATH")
     assert await process_runtime.run_once(spec, timeout=10, on_output=collect) == 0
     assert {"/usr/games", "/usr/local/games"} <= set(lines[0].text.split(":"))
+
+
+async def test_a_flood_of_output_reaches_an_attached_reader_whole_and_in_order(
+    process_runtime: ProcessRuntime, server_id: str, server_dir: Path
+) -> None:
+    await process_runtime.create(shell(server_id, server_dir, "seq 50000"))
+    async with await process_runtime.attach(server_id) as output:
+        await process_runtime.start(server_id)
+        async with asyncio.timeout(30):
+            lines = [line.text async for line in output]
+    assert lines == [str(i) for i in range(1, 50001)]

@@ -33,6 +33,8 @@ __all__ = ["LogFollower", "RunRecord", "ServerFiles", "is_server_id"]
 SPEC_FILE = "spec.json"
 _SERVER_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
 _CHUNK = 256 * 1024
+_FOLLOW_CHUNK = 16 * 1024
+"""Read at most this much per step, so readers take each batch before the next (few lines)."""
 
 
 def is_server_id(value: str) -> bool:
@@ -157,7 +159,7 @@ class LogFollower:
 
     def read(self) -> bytes:
         """The bytes written since the last read (b"" when there are none yet)."""
-        data = os.read(self._fd, _CHUNK)
+        data = os.read(self._fd, _FOLLOW_CHUNK)
         if data:
             return data
         try:
@@ -168,7 +170,7 @@ class LogFollower:
             os.close(self._fd)
             self._fd = os.open(self._path, os.O_RDONLY)
             self._inode = inode
-            return os.read(self._fd, _CHUNK)
+            return os.read(self._fd, _FOLLOW_CHUNK)
         return b""
 
     def close(self) -> None:
