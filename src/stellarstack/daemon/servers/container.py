@@ -8,6 +8,7 @@ from pathlib import Path, PurePosixPath
 
 from stellarstack.daemon.errors import CommandFailedError
 from stellarstack.daemon.runtime import ContainerSpec, InvalidSpecError, PortBinding
+from stellarstack.daemon.runtime.process_exec import server_path
 from stellarstack.protocol.servers import ServerSpec
 
 __all__ = ["LABEL_DEPLOYMENT", "check_binaries", "container_spec", "server_env"]
@@ -26,7 +27,8 @@ def check_binaries(spec: ServerSpec) -> None:
     bad = [name for name in spec.binaries if _BINARY.fullmatch(name) is None]
     if bad:
         raise CommandFailedError(f"program names must be plain names, not {bad[0]!r}")
-    missing = [name for name in spec.binaries if shutil.which(name) is None]
+    path = server_path()  # what the process runtime will search
+    missing = [name for name in spec.binaries if shutil.which(name, path=path) is None]
     if missing:
         raise CommandFailedError(
             f"server {spec.server_id} needs {', '.join(missing)} on this node's PATH; "
