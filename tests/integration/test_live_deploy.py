@@ -94,7 +94,7 @@ def _wait_status(client: httpx.Client, server_id: str, wanted: set[str], within:
         status = server["status"]
         if status in wanted:
             return status
-        assert status not in {"install_failed", "crashed"}, server
+        assert status not in {"install_failed", "crashed"}, repr(server)
         time.sleep(0.25)
     raise AssertionError(f"server {server_id} stayed {status!r}, wanted {wanted}")
 
