@@ -10,6 +10,7 @@ Screenshots land in test-artifacts/web/console-*.png.
 from __future__ import annotations
 
 import re
+import secrets
 from collections.abc import Iterator
 from typing import Any
 
@@ -40,6 +41,24 @@ def game(game_panel: Panel) -> dict[str, Any]:
         return deploy_running_game(client, name="Console world")
     finally:
         client.close()
+
+
+@pytest.fixture(scope="module")
+def watcher(game_panel: Panel, game: dict[str, Any]) -> Panel:
+    """A second account, subuser of the game with `server.view` + `server.console` only."""
+    email, password = "watcher@example.test", f"Watch-{secrets.token_urlsafe(12)}"
+    client = admin_client(game_panel.url, game_panel.admin_email, game_panel.admin_password)
+    try:
+        made = client.post("/api/v1/admin/users", json={"email": email, "password": password})
+        assert made.status_code == 201, made.text
+        granted = client.post(
+            f"/api/v1/servers/{game['id']}/subusers",
+            json={"email": email, "permissions": ["server.view", "server.console"]},
+        )
+        assert granted.status_code == 201, granted.text
+    finally:
+        client.close()
+    return Panel(game_panel.url, email, password)
 
 
 def _terminal_text(page: Page) -> Locator:
@@ -106,4 +125,23 @@ async def test_the_console_fits_a_phone_in_dark_mode(
         )
         await expect(page.get_by_label("Command")).to_be_enabled()
         await screenshot(page, "console-dark-phone")
+        watch.assert_clean()
+
+
+async def test_a_viewer_without_send_watches_read_only(
+    browser: Browser, watcher: Panel, game: dict[str, Any]
+) -> None:
+    async with watched_page(browser, watcher.url) as (page, watch):
+        await sign_in(page, watcher)
+        await page.goto(f"/servers/{game['id']}/console")
+        console = page.locator("#console")
+        await expect(console).to_have_attribute("data-link", "connected", timeout=15_000)
+        await expect(_terminal_text(page)).to_contain_text("Server ready on port")
+        await expect(
+            page.get_by_text("You can watch this console but not type in it")
+        ).to_be_visible()
+        await expect(page.get_by_label("Command")).to_be_disabled()
+        for name in ("Start", "Restart", "Stop", "Kill"):
+            await expect(page.get_by_role("button", name=name, exact=True)).to_be_hidden()
+        await screenshot(page, "console-read-only")
         watch.assert_clean()
