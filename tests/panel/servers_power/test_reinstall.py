@@ -98,6 +98,9 @@ async def test_a_suspended_server_cannot_be_reinstalled(
     response = await stage.client.post(scene.path("reinstall"), headers=scene.headers["owner"])
     assert response.status_code == 409
     assert await _deployments(stage, scene.server_id) == []
+    [entry] = await audit_actions(stage, scene.server_id)
+    assert (entry.action, entry.status) == ("server.reinstall", AuditStatus.FAILURE)
+    assert "suspended" in (entry.error or "")
 
 
 async def test_reinstall_needs_its_own_permission(stage: Stage, game_blueprint: uuid.UUID) -> None:

@@ -14,6 +14,8 @@ each other queue one command and get one 409.
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -26,6 +28,7 @@ from stellarstack.broker import Broker
 from stellarstack.logs import get_logger
 from stellarstack.panel.auth.permissions import ServerAccess
 from stellarstack.panel.db.enums import (
+    AuditStatus,
     CommandStatus,
     DeploymentKind,
     DeploymentStatus,
@@ -65,6 +68,7 @@ __all__ = [
     "lock_server",
     "pending_command",
     "reachable_node",
+    "refusals_audited",
     "request_power",
     "request_reinstall",
 ]
@@ -172,6 +176,32 @@ def busy_error(command: NodeCommand) -> Conflict:
     )
 
 
+@asynccontextmanager
+async def refusals_audited(
+    db: AsyncSession, access: ServerAccess, action: str
+) -> AsyncIterator[None]:
+    """Record a refused action (409) as a failure, committed after the request rolls back.
+
+    Here rather than in the routes so every caller (API, pages) leaves the same trail.
+    """
+    actor, server_id = access.principal.actor, access.server.id  # a rollback expires rows
+    try:
+        yield
+    except Conflict as exc:
+        await db.rollback()
+        await record(
+            db,
+            actor,
+            action,
+            "server",
+            server_id,
+            status=AuditStatus.FAILURE,
+            error=exc.detail or "refused",
+        )
+        await db.commit()
+        raise
+
+
 async def request_power(
     db: AsyncSession,
     broker: Broker,
@@ -182,24 +212,25 @@ async def request_power(
     """Queue one power action for the server (committed) and audit it.
 
     Raises Conflict (suspended, installing, failed install, busy, node in maintenance) and
-    DependencyUnavailable (node unreachable or broker down).
+    DependencyUnavailable (node unreachable or broker down); a 409 is audited as a refusal.
     """
-    server = await lock_server(db, access.server)
-    check_operable(server)
-    node = await reachable_node(db, server, settings)
-    busy = await pending_command(db, server.id)
-    if busy is not None:
-        raise busy_error(busy)
-    payload = ServerPowerPayload(server_id=str(server.id))
-    command = await send_command(
-        db,
-        broker,
-        node,
-        POWER_COMMANDS[action],
-        payload.to_wire(),
-        ttl=POWER_TTL,
-        max_payload_bytes=settings.command_max_payload_bytes,
-    )
+    async with refusals_audited(db, access, f"server.power.{action}"):
+        server = await lock_server(db, access.server)
+        check_operable(server)
+        node = await reachable_node(db, server, settings)
+        busy = await pending_command(db, server.id)
+        if busy is not None:
+            raise busy_error(busy)
+        payload = ServerPowerPayload(server_id=str(server.id))
+        command = await send_command(
+            db,
+            broker,
+            node,
+            POWER_COMMANDS[action],
+            payload.to_wire(),
+            ttl=POWER_TTL,
+            max_payload_bytes=settings.command_max_payload_bytes,
+        )
     await record(
         db,
         access.principal.actor,
@@ -278,6 +309,16 @@ async def request_reinstall(
     again afterwards. Raises Conflict (suspended, installing, busy, unrenderable blueprint)
     and DependencyUnavailable (node unreachable, broker down: nothing changes).
     """
+    async with refusals_audited(db, access, "server.reinstall"):
+        return await _reinstall(db, broker, settings, access)
+
+
+async def _reinstall(
+    db: AsyncSession,
+    broker: Broker,
+    settings: PanelSettings,
+    access: ServerAccess,
+) -> Deployment:
     server = await lock_server(db, access.server)
     check_operable(server, for_reinstall=True)
     node = await reachable_node(db, server, settings)

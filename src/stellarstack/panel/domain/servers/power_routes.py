@@ -17,7 +17,6 @@ from fastapi import APIRouter, Depends, Request, Response, status
 from stellarstack.panel.auth.permissions import ServerAccess, require_server_permission
 from stellarstack.panel.db.models import NodeCommand
 from stellarstack.panel.deps import BrokerDep, DbSession, SettingsDep, get_database
-from stellarstack.panel.domain.audit.service import audit_failures
 from stellarstack.panel.domain.commands.schemas import CommandOut
 from stellarstack.panel.domain.commands.service import FINISHED, wait_for
 from stellarstack.panel.domain.servers import power
@@ -49,18 +48,12 @@ async def _power(
     broker: BrokerDep,
     settings: SettingsDep,
 ) -> Envelope[CommandOut]:
-    database = get_database(request)
-    actor = access.principal.actor
-    server_id = access.server.id
-    async with audit_failures(
-        database, actor, f"server.power.{action}", "server", server_id, session=db
-    ):
-        command = await power.request_power(db, broker, settings, access, action)
+    command = await power.request_power(db, broker, settings, access, action)
     wait = body.wait if body is not None else 0.0
     if wait > 0:
         await db.commit()  # the audit entry, before the connection goes back to the pool
         await db.close()
-        command = await wait_for(database, command.id, within=wait) or command
+        command = await wait_for(get_database(request), command.id, within=wait) or command
     return _answer(command, response)
 
 
@@ -153,19 +146,10 @@ async def kill_server(
 )
 async def reinstall_server(
     access: Reinstaller,
-    request: Request,
     db: DbSession,
     broker: BrokerDep,
     settings: SettingsDep,
 ) -> Envelope[DeploymentOut]:
     """Reinstall the server: files kept, install script run again, container rebuilt."""
-    async with audit_failures(
-        get_database(request),
-        access.principal.actor,
-        "server.reinstall",
-        "server",
-        access.server.id,
-        session=db,
-    ):
-        deployment = await power.request_reinstall(db, broker, settings, access)
+    deployment = await power.request_reinstall(db, broker, settings, access)
     return ok(DeploymentOut.model_validate(deployment))
