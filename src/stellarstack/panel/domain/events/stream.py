@@ -145,6 +145,8 @@ class EventHub:
         self._all_servers: set[Subscriber] = set()
         self._node_watchers: set[Subscriber] = set()
         self._tasks: list[asyncio.Task[None]] = []
+        self.failing = False
+        """Whether the log cannot be read right now (Redis down)."""
 
     @property
     def running(self) -> bool:
@@ -166,6 +168,8 @@ class EventHub:
         sub = Subscriber(credential, visibility, self.position, asyncio.Queue(queue_size))
         self.subscribers.add(sub)
         self._index(sub)
+        if self.failing:
+            sub.offer(DEGRADED)
         return sub
 
     def streams_of(self, user_id: uuid.UUID) -> int:
@@ -227,7 +231,7 @@ class EventHub:
                 sub.offer(signal)
 
     async def _tail(self) -> None:
-        failing, backoff = False, 0.5
+        backoff = 0.5
         while self.subscribers:
             try:
                 found = await self.broker.read(
@@ -236,17 +240,17 @@ class EventHub:
                     block_ms=self.block_ms,
                 )
             except BrokerError as exc:
-                if not failing:
+                if not self.failing:
                     log.warning("events.stream_tail_failed", error=str(exc)[:200])
                     self.broadcast(DEGRADED)
-                failing = True
+                self.failing = True
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
                 continue
-            if failing:
+            if self.failing:
                 log.info("events.stream_tail_recovered")
                 self.broadcast(RECOVERED)
-                failing, backoff = False, 0.5
+                self.failing, backoff = False, 0.5
             for _, message in found:
                 entry = entry_of(message)
                 if entry is None:
@@ -347,12 +351,16 @@ async def event_stream(
         yield f"retry: {options.retry_ms}\n: connected\n\n".encode()
         floor = sub.start
         if last_event_id is not None:
-            if await _trimmed_past(hub.broker, last_event_id):
-                yield _control("stellar.resync", {"reason": "events were missed; reload"})
-            async for batch in _replay(hub.broker, sub, last_event_id):
-                if batch:
-                    yield b"".join(entry.frame for entry in batch)
-            floor = await _resume_floor(hub.broker, sub, last_event_id)
+            try:
+                if await _trimmed_past(hub.broker, last_event_id):
+                    yield _control("stellar.resync", {"reason": "events were missed; reload"})
+                async for batch in _replay(hub.broker, sub, last_event_id):
+                    if batch:
+                        yield b"".join(entry.frame for entry in batch)
+                floor = await _resume_floor(hub.broker, sub, last_event_id)
+            except BrokerError as exc:  # the log is unreachable: say so, go on live
+                log.warning("events.replay_failed", error=str(exc)[:200])
+                yield _control("stellar.resync", {"reason": "events could not be replayed"})
         async for chunk in _live(hub, sub, database, floor, options):
             yield chunk
     finally:
