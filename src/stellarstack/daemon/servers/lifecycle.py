@@ -36,7 +36,14 @@ from stellarstack.logs import get_logger
 from stellarstack.protocol.events import ServerStatus
 from stellarstack.protocol.servers import ServerSpec, StopMethod
 
-__all__ = ["DEFAULT_STOP", "KILL_WAIT", "PowerBusyError", "ServerEntry", "ServerPower"]
+__all__ = [
+    "DEFAULT_STOP",
+    "KILL_WAIT",
+    "OOM_SETTLE",
+    "PowerBusyError",
+    "ServerEntry",
+    "ServerPower",
+]
 
 log = get_logger(__name__)
 
@@ -44,6 +51,8 @@ DEFAULT_STOP = StopMethod()
 """How a server without a stored spec is stopped: SIGTERM, kill after 30 s."""
 KILL_WAIT = 10.0
 """Seconds to wait for a killed server's process to be gone."""
+OOM_SETTLE = 0.5
+"""Seconds to let the engine record an OOM kill before an unexplained SIGKILL is reported."""
 
 
 class PowerBusyError(CommandFailedError):
@@ -269,8 +278,18 @@ class ServerPower:
         if not entry.expected_exit:
             entry.expected_exit = True
             entry.stop_stats()
+            if state.exit_code == 137 and not state.oom_killed:
+                state = await self._settled(state)
             await self._crashed(entry, state)
         return state
+
+    async def _settled(self, state: ContainerState) -> ContainerState:
+        """The state again after a moment: the engine may record an OOM kill after the exit."""
+        await asyncio.sleep(OOM_SETTLE)
+        try:
+            return await self.runtime.status(state.server_id)
+        except ContainerRuntimeError:
+            return state
 
     async def _crashed(self, entry: ServerEntry, state: ContainerState) -> None:
         sid, spec = entry.server_id, entry.spec
