@@ -9,13 +9,16 @@ Screenshots land in test-artifacts/web/console-*.png.
 
 from __future__ import annotations
 
+import asyncio
+import json
 import re
 import secrets
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from playwright.async_api import Browser, Locator, Page, expect
+from playwright.async_api import Browser, Locator, Page, WebSocketRoute, expect
 
 from tests.e2e.conftest import PHONE, Panel, screenshot, sign_in, watched_page
 from tests.panel.console.live import admin_client, deploy_running_game, start_game_panel
@@ -59,6 +62,14 @@ def watcher(game_panel: Panel, game: dict[str, Any]) -> Panel:
     finally:
         client.close()
     return Panel(game_panel.url, email, password)
+
+
+async def _eventually(check: Callable[[], bool], within: float = 15.0) -> None:
+    """Wait until `check()` holds (for state kept in the test, not on the page)."""
+    deadline = time.monotonic() + within
+    while not check():
+        assert time.monotonic() < deadline, "the condition never held"
+        await asyncio.sleep(0.05)
 
 
 def _terminal_text(page: Page) -> Locator:
@@ -144,4 +155,53 @@ async def test_a_viewer_without_send_watches_read_only(
         for name in ("Start", "Restart", "Stop", "Kill"):
             await expect(page.get_by_role("button", name=name, exact=True)).to_be_hidden()
         await screenshot(page, "console-read-only")
+        watch.assert_clean()
+
+
+async def test_token_expiring_re_authenticates_on_the_same_socket_and_a_drop_reconnects(
+    browser: Browser, game_panel: Panel, game: dict[str, Any]
+) -> None:
+    routes: list[WebSocketRoute] = []
+    auths: list[str] = []
+
+    def route(socket: WebSocketRoute) -> None:
+        server = socket.connect_to_server()
+
+        def from_page(message: str | bytes) -> None:
+            text = message if isinstance(message, str) else message.decode()
+            if json.loads(text).get("event") == "auth":
+                auths.append(text)
+            server.send(message)
+
+        socket.on_message(from_page)
+        routes.append(socket)
+
+    async with watched_page(browser, game_panel.url) as (page, watch):
+        await page.route_web_socket(re.compile(r"/api/servers/[^/]+/ws$"), route)
+        await sign_in(page, game_panel)
+        await page.goto(f"/servers/{game['id']}/console")
+        console = page.locator("#console")
+        await expect(console).to_have_attribute("data-link", "connected", timeout=15_000)
+        command = page.get_by_label("Command")
+        await command.fill("before refresh")
+        await command.press("Enter")
+        await expect(_terminal_text(page)).to_contain_text("> before refresh")
+        assert len(routes) == 1 and len(auths) == 1
+
+        # the daemon's warning, 60 s before expiry: the page fetches a token, sends it again
+        routes[0].send(json.dumps({"event": "token expiring", "args": [0]}))
+        await _eventually(lambda: len(auths) == 2)
+        assert json.loads(auths[1])["args"][0] != json.loads(auths[0])["args"][0]
+        await command.fill("after refresh")
+        await command.press("Enter")
+        await expect(_terminal_text(page)).to_contain_text("> after refresh")
+        await expect(_terminal_text(page)).to_contain_text("> before refresh")
+        assert len(routes) == 1  # same socket, view kept
+
+        # the node drops the socket: the page reconnects with a fresh token
+        await routes[0].close(code=1012, reason="node restarting")
+        await _eventually(lambda: len(routes) == 2)
+        await expect(console).to_have_attribute("data-link", "connected", timeout=15_000)
+        await expect(_terminal_text(page)).to_contain_text("reconnected")
+        await expect(_terminal_text(page)).to_contain_text("> after refresh")
         watch.assert_clean()
