@@ -147,11 +147,15 @@ class ServerPower:
                 return
             probe = spec.ready
             ready = asyncio.create_task(wait_until_ready(probe, spec.ports, output))
-            done, _ = await asyncio.wait(
-                {ready, entry.watcher}, timeout=probe.timeout, return_when=asyncio.FIRST_COMPLETED
-            )
-            ready.cancel()
-            await asyncio.gather(ready, return_exceptions=True)
+            try:
+                done, _ = await asyncio.wait(
+                    {ready, entry.watcher},
+                    timeout=probe.timeout,
+                    return_when=asyncio.FIRST_COMPLETED,
+                )
+            finally:
+                ready.cancel()
+                await asyncio.gather(ready, return_exceptions=True)
             if entry.watcher in done:
                 state = entry.watcher.result()
                 why = exit_reason(state) if state is not None else "it is gone"

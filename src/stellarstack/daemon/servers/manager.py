@@ -125,14 +125,12 @@ class ServerManager:
         entry.spec = spec
         self.store.save(spec)
         await asyncio.to_thread(volume.mkdir, parents=True, exist_ok=True)
-        created = False
         try:
             await self._prepare(spec)
             await report.progress(sid, spec.deployment_id, "creating_container", 0.7)
             await self.runtime.create(container_spec(spec, volume))
-            created = True
         except BaseException as exc:
-            await self._undo(entry, new=new, created=created)
+            await self._undo(entry, new=new)
             if isinstance(exc, InstallFailedError):
                 await report.status(sid, ServerStatus.INSTALL_FAILED, reason=str(exc))
             await report.progress(sid, spec.deployment_id, "failed", 1.0, str(exc))
@@ -176,7 +174,7 @@ class ServerManager:
         await report.progress(sid, deployment, "configuring", 0.6)
         await asyncio.to_thread(apply_edits, self.store.volume_dir(sid), spec.config_files)
 
-    async def _undo(self, entry: ServerEntry, *, new: bool, created: bool) -> None:
+    async def _undo(self, entry: ServerEntry, *, new: bool) -> None:
         """Leave nothing half-made after a failed deployment."""
         sid = entry.server_id
         with contextlib.suppress(ContainerNotFoundError):
@@ -184,7 +182,7 @@ class ServerManager:
         if new:
             await self.store.remove(sid, keep_log=True)
             entry.spec = None
-        log.info("servers.deploy_undone", server_id=sid, new=new, created=created)
+        log.info("servers.deploy_undone", server_id=sid, new=new)
 
     async def power(
         self,
