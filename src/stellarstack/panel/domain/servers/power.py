@@ -46,6 +46,7 @@ from stellarstack.panel.db.models import (
 from stellarstack.panel.domain.audit.service import record
 from stellarstack.panel.domain.blueprints.service import find_blueprint, spec_of
 from stellarstack.panel.domain.commands.service import send_command
+from stellarstack.panel.domain.servers.lifecycle import ensure_not_suspended
 from stellarstack.panel.domain.servers.schemas import PowerAction
 from stellarstack.panel.domain.servers.spec import build_spec
 from stellarstack.panel.domain.servers.variables import check_values
@@ -115,10 +116,7 @@ async def lock_server(db: AsyncSession, server: Server) -> Server:
 
 def check_operable(server: Server, *, for_reinstall: bool = False) -> None:
     """Refuse (409) a suspended server, one still installing, or (power) a failed install."""
-    if server.suspended_at is not None or server.status == ServerStatus.SUSPENDED:
-        raise Conflict(
-            f"Server {server.name!r} is suspended; an administrator must unsuspend it first."
-        )
+    ensure_not_suspended(server)
     if server.status in _INSTALLING:
         raise Conflict(
             f"Server {server.name!r} is still installing; wait for the install to finish."
