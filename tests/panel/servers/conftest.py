@@ -81,6 +81,11 @@ startup:
   stop: {signal: SIGTERM}
 """
 
+# Valid as a blueprint, but its startup command leaves a quote open: it cannot be rendered.
+OPEN_QUOTE_YAML = ENTRYPOINT_YAML.replace("entrypoint-only", "open-quote").replace(
+    "startup:", 'startup:\n  command: "exec sh \'/game.sh"'
+)
+
 DISABLED_YAML = ENTRYPOINT_YAML.replace("entrypoint-only", "switched-off").replace(
     "startup:", "startup:\n  command: 'exec sh /game.sh'"
 )
@@ -188,7 +193,13 @@ class ServersPanel:
 
 async def _install_blueprints(database: Database) -> None:
     async with database.sessionmaker() as db:
-        for text in (game_blueprint_yaml(), TALKY_YAML, ENTRYPOINT_YAML, DISABLED_YAML):
+        for text in (
+            game_blueprint_yaml(),
+            TALKY_YAML,
+            ENTRYPOINT_YAML,
+            OPEN_QUOTE_YAML,
+            DISABLED_YAML,
+        ):
             spec = BlueprintSpec.from_yaml(text)
             saved = await save_blueprint(
                 db, spec, source=BlueprintSource.OPERATOR, source_ref=None, source_hash=None

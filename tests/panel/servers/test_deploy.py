@@ -154,6 +154,7 @@ async def test_unknown_blueprints_versions_and_absurd_resources_are_422(
         ({"blueprint": "x" * 129}, "blueprint"),
         ({"blueprint": "switched-off"}, "blueprint"),
         ({"blueprint": "entrypoint-only"}, "blueprint"),
+        ({"blueprint": "open-quote"}, "blueprint"),
         ({"version": "9.9"}, "version"),
         ({"memoryMb": 10**12}, "memoryMb"),
         ({"memoryMb": 1}, "memoryMb"),

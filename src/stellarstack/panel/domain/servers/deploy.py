@@ -144,6 +144,39 @@ async def _undo(db: AsyncSession, actor: Actor, server_id: uuid.UUID, why: str) 
     await db.commit()
 
 
+async def _send_create(
+    db: AsyncSession,
+    broker: Broker,
+    settings: PanelSettings,
+    server: Server,
+    spec: BlueprintSpec,
+    values: dict[str, str],
+    deployment: Deployment,
+    body: ServerCreate,
+) -> None:
+    """Render the ServerSpec from the committed rows and queue `server.create`."""
+    allocations = list(
+        (await db.execute(sa.select(Allocation).where(Allocation.server_id == server.id))).scalars()
+    )
+    payload = build_spec(
+        server,
+        spec,
+        values,
+        allocations,
+        deployment_id=str(deployment.id),
+        start_on_completion=body.start_on_completion,
+    )
+    await send_command(
+        db,
+        broker,
+        server.node,
+        CommandType.SERVER_CREATE,
+        payload=payload.to_wire(),
+        ttl=settings.server_command_ttl,
+        max_payload_bytes=max(settings.command_max_payload_bytes, 512 * 1024),
+    )
+
+
 async def create_server(
     db: AsyncSession,
     broker: Broker,
@@ -212,30 +245,15 @@ async def create_server(
         },
     )
     await db.commit()
-    allocations = list(
-        (await db.execute(sa.select(Allocation).where(Allocation.server_id == server.id))).scalars()
-    )
-    payload = build_spec(
-        server,
-        spec,
-        values,
-        allocations,
-        deployment_id=str(deployment.id),
-        start_on_completion=body.start_on_completion,
-    )
+    server_id, node_id, actor = server.id, node.id, principal.actor
     try:
-        await send_command(
-            db,
-            broker,
-            node,
-            CommandType.SERVER_CREATE,
-            payload=payload.to_wire(),
-            ttl=settings.server_command_ttl,
-            max_payload_bytes=max(settings.command_max_payload_bytes, 512 * 1024),
-        )
-    except PanelError as exc:
-        await _undo(db, principal.actor, server.id, f"server.create not sent: {exc.detail}")
-        log.warning("servers.create_not_sent", server_id=str(server.id), node_id=str(node.id))
+        await _send_create(db, broker, settings, server, spec, values, deployment, body)
+    except (PanelError, BlueprintError) as exc:
+        why = exc.detail if isinstance(exc, PanelError) else str(exc)
+        await _undo(db, actor, server_id, f"server.create not sent: {why}")
+        log.warning("servers.create_not_sent", server_id=str(server_id), node_id=str(node_id))
+        if isinstance(exc, BlueprintError):
+            raise _invalid("blueprint", f"This blueprint cannot be deployed: {exc}") from exc
         raise
     log.info("servers.created", server_id=str(server.id), node_id=str(node.id), ip=ip)
     return server, deployment

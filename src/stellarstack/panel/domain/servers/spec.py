@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+from stellarstack.blueprints.errors import BlueprintError
 from stellarstack.blueprints.model import BUILTIN_VARIABLES
 from stellarstack.blueprints.model import Blueprint as BlueprintSpec
 from stellarstack.blueprints.startup import render_text, shell_command
@@ -58,12 +59,18 @@ def _port_env(spec: BlueprintSpec, allocations: Sequence[Allocation]) -> dict[st
 def startup_argv(
     spec: BlueprintSpec, values: Mapping[str, str], env: Mapping[str, str]
 ) -> tuple[list[str], dict[str, str]]:
-    """The main process's argv and the environment it needs (values included)."""
+    """The main process's argv and the environment it needs (values included).
+
+    Raises BlueprintError when the blueprint has no startup command of its own.
+    """
     template = spec.startup.command or (spec.process.command if spec.process else None)
     merged = {**values, **env}
     if template is None:
-        # The image's own entrypoint starts the game; the daemon runs `exec "$@"`-style default.
-        return [SHELL, "-c", 'exec "$0" "$@"'], merged
+        # ServerSpec.command cannot (yet) say "the image's own entrypoint".
+        raise BlueprintError(
+            f"{spec.name} starts through its image's own entrypoint, which the server.create "
+            "payload cannot express yet"
+        )
     rendered = shell_command(template, merged, builtins=BUILTIN_VARIABLES)
     return rendered.argv(SHELL), {**merged, **rendered.env}
 
