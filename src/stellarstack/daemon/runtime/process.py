@@ -72,8 +72,11 @@ log = get_logger(__name__)
 LOG_CAP = 8 << 20
 """Bytes of output kept per server on disk (twice this with the rotated file)."""
 
-_LIVENESS_EVERY = 20
-"""Check the supervisor's pid every this many idle polls (it writes exit.json otherwise)."""
+_LIVENESS_SECONDS = 1.0
+"""Check the supervisor's pid this often while idle (it writes exit.json when all is well)."""
+_FAST_POLL = 0.005
+_FAST_SECONDS = 0.25
+"""After output, input or a signal, poll the log every _FAST_POLL for this long (echoes)."""
 _START_SECONDS = 10.0
 _INPUT_SECONDS = 5.0
 
@@ -90,6 +93,7 @@ class _Server:
     watcher: asyncio.Task[None] | None = None
     probes: ProcessProbes = field(default_factory=dict)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
     lost: bool = False
 
     @property
@@ -284,24 +288,28 @@ class ProcessRuntime(Runtime):
 
     async def _follow(self, server: _Server, follower: LogFollower) -> None:
         """Publish output lines until the run ends, then record how it ended."""
-        splitter, idle = LineSplitter(), 0
+        loop = asyncio.get_running_loop()
+        splitter = LineSplitter()
+        fast_until = loop.time() + _FAST_SECONDS  # a new run usually prints at once
+        next_check = loop.time() + _LIVENESS_SECONDS
         try:
             while True:
                 if data := follower.read():
                     server.subscribers.publish(splitter.feed(data))
-                    idle = 0
+                    fast_until = loop.time() + _FAST_SECONDS
                     await asyncio.sleep(0)
                     continue
                 if server.files.has_ended():
                     while data := follower.read():
                         server.subscribers.publish(splitter.feed(data))
                     break
-                idle += 1
-                if idle % _LIVENESS_EVERY == 0:
+                if (now := loop.time()) >= next_check:
                     self._refresh(server)
                     if server.lost:
                         break
-                await asyncio.sleep(self._poll)
+                    next_check = now + _LIVENESS_SECONDS
+                if await _pause(server.wake, _FAST_POLL if now < fast_until else self._poll):
+                    fast_until = loop.time() + _FAST_SECONDS
             server.subscribers.publish(splitter.flush())
             self._refresh(server)
         finally:
@@ -336,6 +344,7 @@ class ProcessRuntime(Runtime):
     def _signal(self, server: _Server, sig: signals.Signals) -> None:
         if server.running and server.record.pid is not None:
             signal_group(server.record.pid, sig)
+            server.wake.set()
 
     async def kill(self, server_id: str, *, signal: str = "SIGKILL") -> None:
         """Signal the whole process group now."""
@@ -402,6 +411,7 @@ class ProcessRuntime(Runtime):
             raise ContainerConflictError(f"{server_id}: the console is closed") from exc
         finally:
             os.close(fd)
+            server.wake.set()
 
     async def stats(self, server_id: str) -> ResourceStats:
         """CPU, memory and processes of the server's tree (cpu is 0 on the first sample)."""
@@ -447,3 +457,14 @@ def _leads_its_session(pid: int) -> bool:
         return os.getsid(pid) == pid
     except OSError:
         return False
+
+
+async def _pause(wake: asyncio.Event, seconds: float) -> bool:
+    """Sleep up to `seconds`; True (and reset) if `wake` was set meanwhile."""
+    try:
+        async with asyncio.timeout(seconds):
+            await wake.wait()
+    except TimeoutError:
+        return False
+    wake.clear()
+    return True
