@@ -22,7 +22,6 @@ import signal as signals
 import sys
 import tempfile
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
 
@@ -32,7 +31,6 @@ from stellarstack.daemon.runtime import supervisor
 from stellarstack.daemon.runtime.base import (
     ContainerSpec,
     ContainerState,
-    ContainerStatus,
     OutputLine,
     OutputStream,
     PullProgress,
@@ -48,7 +46,6 @@ from stellarstack.daemon.runtime.errors import (
 from stellarstack.daemon.runtime.install import check_timeout
 from stellarstack.daemon.runtime.output import LineSplitter
 from stellarstack.daemon.runtime.process_exec import (
-    ProcessProbes,
     command_argv,
     environment,
     parse_signal,
@@ -58,11 +55,11 @@ from stellarstack.daemon.runtime.process_exec import (
 )
 from stellarstack.daemon.runtime.process_files import (
     LogFollower,
-    RunRecord,
     ServerFiles,
     is_server_id,
 )
-from stellarstack.daemon.runtime.subscribers import QueueOutput, Subscribers
+from stellarstack.daemon.runtime.process_state import ProcessServer, leads_its_session, pause
+from stellarstack.daemon.runtime.subscribers import QueueOutput
 from stellarstack.logs import get_logger
 
 __all__ = ["LOG_CAP", "ProcessRuntime", "parse_signal"]
@@ -79,47 +76,6 @@ _FAST_SECONDS = 0.25
 """After output, input or a signal, poll the log every _FAST_POLL for this long (echoes)."""
 _START_SECONDS = 10.0
 _INPUT_SECONDS = 5.0
-
-
-@dataclass(eq=False)
-class _Server:
-    """What this runtime instance knows about one server."""
-
-    spec: ContainerSpec
-    files: ServerFiles
-    record: RunRecord = field(default_factory=RunRecord)
-    subscribers: Subscribers = field(default_factory=Subscribers)
-    stopped: asyncio.Event = field(default_factory=asyncio.Event)
-    watcher: asyncio.Task[None] | None = None
-    probes: ProcessProbes = field(default_factory=dict)
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    wake: asyncio.Event = field(default_factory=asyncio.Event)
-    lost: bool = False
-
-    @property
-    def running(self) -> bool:
-        """True while the supervisor reports the server's process alive."""
-        return self.record.pid is not None and not self.record.ended and not self.lost
-
-    def state(self) -> ContainerState:
-        """A snapshot for callers."""
-        record = self.record
-        if self.running:
-            status = ContainerStatus.RUNNING
-        elif self.lost:
-            status = ContainerStatus.DEAD
-        elif record.ended:
-            status = ContainerStatus.EXITED
-        else:
-            status = ContainerStatus.CREATED
-        return ContainerState(
-            server_id=self.spec.server_id,
-            status=status,
-            container_id=str(record.pid) if self.running else "",
-            exit_code=record.exit_code if record.ended else None,
-            started_at=record.started_at,
-            finished_at=record.finished_at,
-        )
 
 
 class ProcessRuntime(Runtime):
@@ -143,7 +99,7 @@ class ProcessRuntime(Runtime):
         self._close_grace = close_grace
         self._log_cap = log_cap
         self._poll = poll_interval
-        self._servers: dict[str, _Server] = {}
+        self._servers: dict[str, ProcessServer] = {}
         self._discover()
 
     @property
@@ -162,11 +118,11 @@ class ProcessRuntime(Runtime):
             except (OSError, ValueError, TypeError, KeyError) as exc:
                 log.warning("runtime.process_record_unreadable", path=str(entry), error=str(exc))
                 continue
-            server = _Server(spec, files)
+            server = ProcessServer(spec, files)
             self._refresh(server)
             self._servers[entry.name] = server
 
-    def _refresh(self, server: _Server) -> None:
+    def _refresh(self, server: ProcessServer) -> None:
         """Re-read the run record; a supervisor that vanished without one marks the run lost."""
         server.record = server.files.record()
         pid = server.record.supervisor_pid
@@ -178,7 +134,7 @@ class ProcessRuntime(Runtime):
         else:
             server.stopped.set()
 
-    def _get(self, server_id: str) -> _Server:
+    def _get(self, server_id: str) -> ProcessServer:
         server = self._servers.get(server_id)
         if server is None and is_server_id(server_id) and (self._state_dir / server_id).is_dir():
             self._discover()
@@ -223,7 +179,7 @@ class ProcessRuntime(Runtime):
             raise ContainerConflictError(f"{spec.server_id}: already exists")
         await asyncio.to_thread(spec.volume_dir.mkdir, parents=True, exist_ok=True)
         await asyncio.to_thread(files.write_spec, spec)
-        server = self._servers[spec.server_id] = _Server(spec, files)
+        server = self._servers[spec.server_id] = ProcessServer(spec, files)
         server.stopped.set()
         return server.state()
 
@@ -254,7 +210,7 @@ class ProcessRuntime(Runtime):
             self._watch(server, follower)
         log.info("runtime.process_started", server_id=server_id, pid=server.record.pid)
 
-    async def _spawn(self, server: _Server) -> None:
+    async def _spawn(self, server: ProcessServer) -> None:
         """Run the supervisor (it detaches) and wait for it to report the server's pid."""
         argv = [sys.executable, "-I", "-S", supervisor.__file__, str(server.files.directory)]
         try:
@@ -281,12 +237,12 @@ class ProcessRuntime(Runtime):
         server.record, server.lost = record, False
         server.stopped.clear()
 
-    def _watch(self, server: _Server, follower: LogFollower) -> None:
+    def _watch(self, server: ProcessServer, follower: LogFollower) -> None:
         server.watcher = asyncio.create_task(
             self._follow(server, follower), name=f"process-runtime:{server.spec.server_id}"
         )
 
-    async def _follow(self, server: _Server, follower: LogFollower) -> None:
+    async def _follow(self, server: ProcessServer, follower: LogFollower) -> None:
         """Publish output lines until the run ends, then record how it ended."""
         loop = asyncio.get_running_loop()
         splitter = LineSplitter()
@@ -308,7 +264,7 @@ class ProcessRuntime(Runtime):
                     if server.lost:
                         break
                     next_check = now + _LIVENESS_SECONDS
-                if await _pause(server.wake, _FAST_POLL if now < fast_until else self._poll):
+                if await pause(server.wake, _FAST_POLL if now < fast_until else self._poll):
                     fast_until = loop.time() + _FAST_SECONDS
             server.subscribers.publish(splitter.flush())
             self._refresh(server)
@@ -341,7 +297,7 @@ class ProcessRuntime(Runtime):
                 await server.stopped.wait()
         return server.state()
 
-    def _signal(self, server: _Server, sig: signals.Signals) -> None:
+    def _signal(self, server: ProcessServer, sig: signals.Signals) -> None:
         if server.running and server.record.pid is not None:
             signal_group(server.record.pid, sig)
             server.wake.set()
@@ -359,7 +315,7 @@ class ProcessRuntime(Runtime):
         server = self._get(server_id)
         self._signal(server, signals.SIGKILL)
         pid = server.record.pid
-        if server.lost and pid is not None and _leads_its_session(pid):
+        if server.lost and pid is not None and leads_its_session(pid):
             signal_group(pid, signals.SIGKILL)  # orphaned when its supervisor was killed
         await server.stopped.wait()
         server.subscribers.end()
@@ -449,22 +405,3 @@ class ProcessRuntime(Runtime):
             server.subscribers.end()
         if self._ephemeral:
             await asyncio.to_thread(shutil.rmtree, self._state_dir, True)
-
-
-def _leads_its_session(pid: int) -> bool:
-    """True if `pid` still leads its own session (as the server did; a reused pid rarely does)."""
-    try:
-        return os.getsid(pid) == pid
-    except OSError:
-        return False
-
-
-async def _pause(wake: asyncio.Event, seconds: float) -> bool:
-    """Sleep up to `seconds`; True (and reset) if `wake` was set meanwhile."""
-    try:
-        async with asyncio.timeout(seconds):
-            await wake.wait()
-    except TimeoutError:
-        return False
-    wake.clear()
-    return True
