@@ -477,3 +477,17 @@ async def test_the_event_consumer_applies_a_daemons_stream_end_to_end(
         await ingest.stop()
         await broker.close()
     assert (await server(database, srv)).installed_at == datetime.fromtimestamp(T0, UTC)
+
+
+async def test_events_applied_at_once_by_many_replicas_end_at_the_newest_status(
+    database: Database, rows: Rows
+) -> None:
+    a, srv = rows.node_a, rows.server_a
+    cycle = [ServerStatus.STARTING, ServerStatus.RUNNING, ServerStatus.STOPPING]
+    events = [status(a, srv, cycle[i % 3], T0 + i) for i in range(12)]
+    newest = events[-1]
+    shuffled = events[5:] + events[:5]  # the newest is not applied last
+    await asyncio.gather(*(apply(database, a, event) for event in shuffled))
+    row = await server(database, srv)
+    assert row.status_changed_at == datetime.fromtimestamp(newest.timestamp, UTC)
+    assert row.status == Stored.STOPPING  # cycle[11 % 3]

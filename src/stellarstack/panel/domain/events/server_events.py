@@ -85,6 +85,10 @@ CONSOLE_ACTIONS = frozenset({"session_start", "session_end", "command_sent", "po
 """`console.<action>` events the daemon's console publishes for the audit log."""
 
 MAX_ERROR = 8000
+STATUS_ATTEMPTS = 5
+"""Reads of a server whose row another replica keeps changing before the event gives up.
+
+Giving up raises: the entry stays pending and is retried, never dropped."""
 MAX_COMMAND = 4096
 MAX_USER_AGENT = 256
 
@@ -146,40 +150,42 @@ async def apply_server_status(
     *,
     at: datetime,
 ) -> bool:
-    """Apply a status the daemon reported at `at`; False when stale, foreign or lost a race.
+    """Apply a status the daemon reported at `at`; False when stale or foreign.
 
     The update is conditional on the row still being as read (status and time), so two
-    replicas applying two events of one server cannot interleave.
+    replicas applying two events of one server cannot interleave; the one that finds the row
+    changed reads it again and decides afresh (it may now be the stale one).
     """
-    server = await server_on_node(db, node_id, server_ref)
-    if server is None:
-        return False
-    seen = server.status_changed_at
-    if seen is not None and at < seen:
-        log.info(
-            "events.stale_status",
-            server_id=str(server.id),
-            status=change.status.value,
-            at=at.isoformat(),
-            last=seen.isoformat(),
+    for _ in range(STATUS_ATTEMPTS):
+        server = await server_on_node(db, node_id, server_ref)
+        if server is None:
+            return False
+        seen = server.status_changed_at
+        if seen is not None and at < seen:
+            log.info(
+                "events.stale_status",
+                server_id=str(server.id),
+                status=change.status.value,
+                at=at.isoformat(),
+                last=seen.isoformat(),
+            )
+            return False
+        values = _status_values(server, change, at)
+        unchanged_time = (
+            Server.status_changed_at.is_(None) if seen is None else Server.status_changed_at == seen
         )
-        return False
-    values = _status_values(server, change, at)
-    unchanged_time = (
-        Server.status_changed_at.is_(None) if seen is None else Server.status_changed_at == seen
-    )
-    updated = await db.execute(
-        sa.update(Server)
-        .where(Server.id == server.id, Server.status == server.status, unchanged_time)
-        .values(**values)
-        .execution_options(synchronize_session=False)
-    )
-    if not updated.rowcount:  # type: ignore[attr-defined]
+        updated = await db.execute(
+            sa.update(Server)
+            .where(Server.id == server.id, Server.status == server.status, unchanged_time)
+            .values(**values)
+            .execution_options(synchronize_session=False)
+        )
+        if updated.rowcount:  # type: ignore[attr-defined]
+            if change.status is ServerStatus.INSTALL_FAILED:
+                await _fail_open_deployments(db, server.id, str(values["install_error"]), at)
+            return True
         log.info("events.status_race", server_id=str(server.id), status=change.status.value)
-        return False
-    if change.status is ServerStatus.INSTALL_FAILED:
-        await _fail_open_deployments(db, server.id, str(values["install_error"]), at)
-    return True
+    raise RuntimeError(f"server {server_ref} changed under {STATUS_ATTEMPTS} attempts")
 
 
 async def _fail_open_deployments(
