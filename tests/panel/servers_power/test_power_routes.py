@@ -10,7 +10,7 @@ import pytest
 import sqlalchemy as sa
 
 from stellarstack.panel.db.enums import AuditStatus, CommandStatus, NodeStatus, ServerStatus
-from stellarstack.panel.db.models import NodeCommand
+from stellarstack.panel.db.models import NodeCommand, Subuser
 from stellarstack.panel.domain.events.apply import apply_event
 from stellarstack.protocol.commands import CommandStatus as Outcome
 from stellarstack.protocol.events import CommandResult, Event
@@ -283,3 +283,25 @@ async def test_waiting_without_an_answer_returns_202_with_the_queued_command(
     assert body["status"] == "queued"
     row = await command_row(stage, body["id"])
     assert row.type == "server.restart"
+
+
+async def test_a_subuser_loses_power_the_moment_the_permission_is_revoked(stage: Stage) -> None:
+    scene = await new_scene(stage)  # helper holds server.power.start
+    first = await stage.client.post(scene.path("start"), headers=scene.headers["helper"])
+    assert first.status_code == 202
+    await finish(stage, first.json()["data"]["id"])
+    async with stage.database.sessionmaker() as db:
+        await db.execute(
+            sa.update(Subuser)
+            .where(Subuser.server_id == scene.server_id, Subuser.user_id != scene.owner_id)
+            .values(permissions=["server.view"])
+        )
+        await db.commit()
+    again = await stage.client.post(scene.path("start"), headers=scene.headers["helper"])
+    assert again.status_code == 403
+    async with stage.database.sessionmaker() as db:
+        await db.execute(sa.delete(Subuser).where(Subuser.server_id == scene.server_id))
+        await db.commit()
+    gone = await stage.client.post(scene.path("start"), headers=scene.headers["helper"])
+    assert gone.status_code == 404
+    assert len(await queued_commands(stage, scene.node_id)) == 1
