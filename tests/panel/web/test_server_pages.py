@@ -263,7 +263,7 @@ async def test_a_valid_deploy_queues_server_create_and_opens_the_progress_page(
 
     text = assert_page(await web_client.get(response.headers["location"]))
     assert HOSTILE_NAME not in text and "&lt;script&gt;" in text
-    assert 'data-finished="false"' in text and 'hx-trigger="every 1s"' in text
+    assert 'data-finished="false"' in text and 'hx-trigger="every 1s, live-refresh"' in text
     assert 'data-step="validating" data-state="done"' in text
     assert 'data-step="pulling_image" data-state="current"' in text
 

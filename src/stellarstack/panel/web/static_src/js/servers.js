@@ -1,6 +1,8 @@
 // Server pages: copy-to-clipboard buttons, the game filter of the deploy wizard, and the
 // delete confirmation (the button unlocks once the server's name is typed).
-// Live status comes from htmx polling fragments; nothing here renders server text as HTML.
+// Live status: fragments marked data-live-refresh are re-fetched (htmx event `live-refresh`)
+// whenever the panel's SSE stream reports a server event; they also poll as a fallback.
+// Nothing here renders server text as HTML.
 (function () {
   "use strict";
 
@@ -87,4 +89,36 @@
     var again = document.querySelector('[data-power="' + action + '"]');
     if (again && !again.disabled) again.focus();
   });
+
+  // One event stream per page (GET /api/v1/events/stream); a burst of events causes one
+  // refresh. Without EventSource, or when the stream fails, polling carries on alone.
+  var LIVE_EVENTS = ["server.status", "deployment.progress", "server.deleted"];
+  var pending = null;
+
+  function refreshLive() {
+    pending = null;
+    if (!window.htmx) return;
+    document.querySelectorAll("[data-live-refresh]").forEach(function (el) {
+      window.htmx.trigger(el, "live-refresh");
+    });
+  }
+
+  function openStream() {
+    var live = document.querySelector("[data-live-refresh]");
+    if (!live || typeof window.EventSource !== "function") return;
+    var server = live.getAttribute("data-live-server");
+    var url = "/api/v1/events/stream" + (server ? "?servers=" + encodeURIComponent(server) : "");
+    var source = new window.EventSource(url);
+    LIVE_EVENTS.forEach(function (name) {
+      source.addEventListener(name, function () {
+        if (pending === null) pending = window.setTimeout(refreshLive, 150);
+      });
+    });
+    source.onerror = function () {
+      if (source.readyState === window.EventSource.CLOSED) source = null;
+    };
+    window.addEventListener("pagehide", function () { if (source) source.close(); });
+  }
+
+  document.addEventListener("DOMContentLoaded", openStream);
 })();
