@@ -161,3 +161,18 @@ async def test_variables_that_no_longer_pass_the_rules_are_a_409_naming_them(
     assert "WORLD_NAME" in response.json()["error"]["detail"]
     assert await _deployments(stage, scene.server_id) == []
     assert await queued_commands(stage, scene.node_id) == []
+
+
+@pytest.mark.parametrize("status", [ServerStatus.INSTALLING, ServerStatus.REINSTALLING])
+async def test_a_server_stuck_installing_can_be_rescued_by_a_reinstall(
+    stage: Stage, game_blueprint: uuid.UUID, status: ServerStatus
+) -> None:
+    # stuck: installing, but no install command of it is on its way (expired, or lost)
+    scene = await new_scene(stage, status=status, blueprint_id=game_blueprint)
+    response = await stage.client.post(scene.path("reinstall"), headers=scene.headers["owner"])
+    assert response.status_code == 202, response.text
+    # now one is on its way: a second reinstall waits for it
+    again = await stage.client.post(scene.path("reinstall"), headers=scene.headers["owner"])
+    assert again.status_code == 409
+    [command] = await queued_commands(stage, scene.node_id)
+    assert command.type == "server.reinstall"

@@ -62,10 +62,12 @@ from stellarstack.settings import PanelSettings
 
 __all__ = [
     "BUSY_COMMANDS",
+    "INSTALL_COMMANDS",
     "POWER_COMMANDS",
     "POWER_TTL",
     "busy_error",
     "check_operable",
+    "install_in_flight",
     "lock_server",
     "pending_command",
     "reachable_node",
@@ -97,6 +99,7 @@ SPEC_PAYLOAD_BYTES = 512 * 1024
 """A ServerSpec carries the install script: allow it the size `server.create` gets."""
 
 _INSTALLING = frozenset({ServerStatus.INSTALLING, ServerStatus.REINSTALLING})
+INSTALL_COMMANDS = (CommandType.SERVER_CREATE.value, CommandType.SERVER_REINSTALL.value)
 _WAS_RUNNING = frozenset({ServerStatus.STARTING, ServerStatus.RUNNING})
 
 
@@ -114,10 +117,16 @@ async def lock_server(db: AsyncSession, server: Server) -> Server:
     return fresh
 
 
-def check_operable(server: Server, *, for_reinstall: bool = False) -> None:
-    """Refuse (409) a suspended server, one still installing, or (power) a failed install."""
+def check_operable(
+    server: Server, *, for_reinstall: bool = False, install_stuck: bool = False
+) -> None:
+    """Refuse (409) a suspended server, one still installing, or (power) a failed install.
+
+    A reinstall may rescue a server stuck installing (`install_stuck`: no install command of
+    it is on its way any more, so no status will ever follow).
+    """
     ensure_not_suspended(server)
-    if server.status in _INSTALLING:
+    if server.status in _INSTALLING and not (for_reinstall and install_stuck):
         raise Conflict(
             f"Server {server.name!r} is still installing; wait for the install to finish."
         )
@@ -143,6 +152,21 @@ async def reachable_node(db: AsyncSession, server: Server, settings: PanelSettin
             headers={"Retry-After": str(retry)},
         )
     return node
+
+
+async def install_in_flight(db: AsyncSession, server_id: uuid.UUID) -> bool:
+    """Whether a `server.create`/`server.reinstall` of the server is queued or running."""
+    found = await db.scalar(
+        sa.select(NodeCommand.id)
+        .where(
+            NodeCommand.server_id == server_id,
+            NodeCommand.type.in_(INSTALL_COMMANDS),
+            NodeCommand.status.in_((CommandStatus.QUEUED, CommandStatus.DELIVERED)),
+            NodeCommand.expires_at > datetime.now(UTC),
+        )
+        .limit(1)
+    )
+    return found is not None
 
 
 async def pending_command(db: AsyncSession, server_id: uuid.UUID) -> NodeCommand | None:
@@ -318,7 +342,8 @@ async def _reinstall(
     access: ServerAccess,
 ) -> Deployment:
     server = await lock_server(db, access.server)
-    check_operable(server, for_reinstall=True)
+    stuck = server.status in _INSTALLING and not await install_in_flight(db, server.id)
+    check_operable(server, for_reinstall=True, install_stuck=stuck)
     node = await reachable_node(db, server, settings)
     busy = await pending_command(db, server.id)
     if busy is not None:
