@@ -284,6 +284,12 @@ class DaemonSettings(BaseSettings):
     )
 
     # servers: install, lifecycle, crash handling, ready checks, stats (daemon servers work)
+    server_stats_interval: float = Field(
+        default=1.0, ge=0.1, le=60, description="Seconds between stats samples of a server."
+    )
+    server_disk_scan_interval: float = Field(
+        default=30.0, ge=1, le=3600, description="Seconds a server's disk use stays cached."
+    )
 
     @classmethod
     def settings_customise_sources(
@@ -302,12 +308,6 @@ class DaemonSettings(BaseSettings):
         return tuple(sources)
 
     @classmethod
-    server_stats_interval: float = Field(
-        default=1.0, ge=0.1, le=60, description="Seconds between stats samples of a server."
-    )
-    server_disk_scan_interval: float = Field(
-        default=30.0, ge=1, le=3600, description="Seconds a server's disk use stays cached."
-    )
     def from_file(cls, path: Path, **overrides: Any) -> DaemonSettings:
         """Load a daemon config file (TOML), letting explicit overrides win."""
         source = TomlConfigSettingsSource(cls, toml_file=path)
