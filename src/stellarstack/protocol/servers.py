@@ -108,14 +108,16 @@ class ServerSpec(WireModel):
     `image` is used by the Docker runtime; `binaries` lists what the process runtime needs on
     PATH (empty: the blueprint cannot run without Docker). `command` is the argument list of
     the main process (usually `["/bin/sh", "-c", script]`) run in the server directory, which
-    the Docker runtime mounts at `mount_path`.
+    the Docker runtime mounts at `mount_path`; empty means the image's own entrypoint and
+    command (images such as itzg/minecraft-server start themselves from `env`), which only
+    the Docker runtime can run.
     """
 
     server_id: str
     deployment_id: str | None = None
     image: str = Field(pattern=_IMAGE)
     binaries: list[str] = Field(default_factory=list, max_length=16)
-    command: list[str] = Field(min_length=1, max_length=256)
+    command: list[str] = Field(default_factory=list, max_length=256)
     env: dict[str, str] = Field(default_factory=dict)
     mount_path: str = Field(default="/home/container", pattern=r"^/[^\x00]*$", max_length=1024)
     limits: Limits

@@ -142,6 +142,20 @@ async def test_hostile_variables_are_422_at_their_field_and_leave_nothing(
     assert await panel.commands_of(node) == []
 
 
+async def test_a_blueprint_without_a_startup_command_runs_its_images_entrypoint(
+    panel: ServersPanel,
+) -> None:
+    player = await panel.user()
+    node = await panel.node([30021])
+    body = {"name": "Image", "blueprint": "entrypoint-only", "variables": {}}
+    response = await player.post("/api/v1/servers", json=body)
+    assert response.status_code == 202, response.text
+    [command] = await panel.commands_of(node)
+    spec = command.payload_as(ServerSpec)
+    assert spec.command == [] and spec.binaries == []
+    assert spec.env["SERVER_PORT"] == "30021"
+
+
 async def test_unknown_blueprints_versions_and_absurd_resources_are_422(
     panel: ServersPanel,
 ) -> None:
@@ -153,7 +167,6 @@ async def test_unknown_blueprints_versions_and_absurd_resources_are_422(
         ({"blueprint": str(uuid.uuid4())}, "blueprint"),
         ({"blueprint": "x" * 129}, "blueprint"),
         ({"blueprint": "switched-off"}, "blueprint"),
-        ({"blueprint": "entrypoint-only"}, "blueprint"),
         ({"blueprint": "open-quote"}, "blueprint"),
         ({"version": "9.9"}, "version"),
         ({"memoryMb": 10**12}, "memoryMb"),

@@ -221,8 +221,8 @@ class ServerAccess:
 
 async def find_server(db: AsyncSession, server_ref: str) -> Server | None:
     """A server by its UUID or its short identifier; None for anything else."""
-    if len(server_ref) > 64:
-        return None
+    if len(server_ref) > 64 or not server_ref.isascii() or not server_ref.isprintable():
+        return None  # PostgreSQL refuses NUL bytes outright: never send them
     try:
         server_id = uuid.UUID(server_ref)
     except ValueError:

@@ -82,12 +82,6 @@ async def resolve_blueprint(
         spec = spec_of(row)
     except BlueprintError as exc:
         raise _invalid("blueprint", f"This blueprint cannot be deployed: {exc}") from exc
-    if deploying and spec.startup.command is None and not (spec.process and spec.process.command):
-        raise _invalid(
-            "blueprint",
-            f"{spec.name} starts through its image's own entrypoint, which this panel cannot "
-            "deploy yet; choose a blueprint with a startup command.",
-        )
     return row, spec
 
 

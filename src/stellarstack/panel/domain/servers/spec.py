@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from stellarstack.blueprints.errors import BlueprintError
 from stellarstack.blueprints.model import BUILTIN_VARIABLES
 from stellarstack.blueprints.model import Blueprint as BlueprintSpec
 from stellarstack.blueprints.startup import render_text, shell_command
@@ -61,16 +60,13 @@ def startup_argv(
 ) -> tuple[list[str], dict[str, str]]:
     """The main process's argv and the environment it needs (values included).
 
-    Raises BlueprintError when the blueprint has no startup command of its own.
+    An empty argv means the image's own entrypoint (the blueprint has no startup command):
+    the values then reach it through the environment only.
     """
     template = spec.startup.command or (spec.process.command if spec.process else None)
     merged = {**values, **env}
     if template is None:
-        # ServerSpec.command cannot (yet) say "the image's own entrypoint".
-        raise BlueprintError(
-            f"{spec.name} starts through its image's own entrypoint, which the server.create "
-            "payload cannot express yet"
-        )
+        return [], merged
     rendered = shell_command(template, merged, builtins=BUILTIN_VARIABLES)
     return rendered.argv(SHELL), {**merged, **rendered.env}
 
