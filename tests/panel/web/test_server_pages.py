@@ -400,3 +400,28 @@ async def test_delete_needs_the_typed_name_and_then_removes_the_server(
         )
         assert freed == 0
     assert (await web_client.get(f"/servers/{theirs}")).status_code == 404
+
+
+async def test_a_suspended_server_shows_why_and_every_power_button_is_disabled(
+    web_client: httpx.AsyncClient,
+    accounts: Accounts,
+    world: dict[str, uuid.UUID],
+    panel_database: Database,
+) -> None:
+    theirs = world["admins_server"]
+    async with panel_database.sessionmaker() as db:
+        await db.execute(
+            sa.update(Server).where(Server.id == theirs).values(
+                status=ServerStatus.SUSPENDED, suspend_reason="<i>unpaid</i>",
+                suspended_at=sa.func.now(),
+            )
+        )  # fmt: skip
+        await db.commit()
+    await sign_in(web_client, accounts.admin_email)
+    text = assert_fragment(await web_client.get(f"/servers/{theirs}/status"))
+    assert "Suspended: &lt;i&gt;unpaid&lt;/i&gt;" in text
+    assert len(re.findall(r'data-power="\w+" disabled', text)) == 4
+    refused = await web_client.post(
+        f"/servers/{theirs}/power/start", headers={"hx-request": "true"}
+    )
+    assert "suspended" in refused.text and 'data-testid="power-notice"' in refused.text
