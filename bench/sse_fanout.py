@@ -189,6 +189,7 @@ def serve(port: int, database_url: str, redis_url: str, data_dir: str) -> None:
         database_url=database_url,
         redis_url=redis_url,
         rate_limit_api_client="100000/minute",
+        events_max_streams_per_user=100_000,
         log_level="warning",
     )
     listener = listen(create_app(settings), "127.0.0.1", port)  # as `stellarstack panel` does
