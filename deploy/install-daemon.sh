@@ -110,6 +110,9 @@ User=root
 # The daemon keeps its state in the data directory and its secrets in the config directory.
 ReadWritePaths=$DATA $ETC
 NoNewPrivileges=true
+# Game servers on the process runtime run under their own supervisors: a daemon restart or
+# upgrade must not take them down (the daemon re-attaches to them when it starts again).
+KillMode=process
 
 [Install]
 WantedBy=multi-user.target

@@ -3,13 +3,24 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 
 from stellarstack.daemon.runtime import DockerRuntime, ProcessRuntime
+from tests.support.panel import stop_leftover_servers
 from tests.support.services import DockerEngine
+
+
+@pytest.fixture(autouse=True)
+def _no_leftover_servers(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Process-runtime servers outlive their daemon by design: stop a test's own at its end."""
+    used = "tmp_path" in request.fixturenames
+    path: Path | None = request.getfixturevalue("tmp_path") if used else None
+    yield
+    if path is not None:
+        stop_leftover_servers(path)
 
 
 @pytest.fixture

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import subprocess
@@ -12,10 +13,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+import psutil
 
 from tests.support.services import free_port, stop_process
 
-__all__ = ["LivePanel", "start_embedded_panel"]
+__all__ = ["LivePanel", "start_embedded_panel", "stop_leftover_servers"]
 
 
 @dataclass
@@ -38,11 +40,35 @@ class LivePanel:
                 self.proc.wait(timeout)
             except subprocess.TimeoutExpired:
                 stop_process(self.proc)  # type: ignore[arg-type]
+        stop_leftover_servers(self.data_dir)
         return int(self.proc.returncode)
 
     def text(self) -> str:
         """Everything the process printed so far (stdout and stderr)."""
         return "".join(self.output)
+
+
+def stop_leftover_servers(data_dir: Path) -> int:
+    """Kill game servers a panel left running (they outlive it, by design); return how many.
+
+    Process-runtime servers run under detached supervisors that survive the daemon, so a test
+    that stops its panel must also stop what that panel started under `data_dir`.
+    """
+    root = str(data_dir.resolve())
+    found: list[psutil.Process] = []
+    for proc in psutil.process_iter(["cmdline", "cwd"]):
+        try:
+            cmdline = " ".join(proc.info["cmdline"] or ())
+            cwd = proc.info["cwd"] or ""
+        except (psutil.Error, OSError):
+            continue
+        if proc.pid != os.getpid() and (root in cmdline or cwd.startswith(root)):
+            found.append(proc)
+    for proc in found:
+        with contextlib.suppress(psutil.Error):
+            proc.kill()
+    psutil.wait_procs(found, timeout=5)
+    return len(found)
 
 
 def _pump(proc: subprocess.Popen[str], sink: list[str]) -> None:

@@ -35,12 +35,15 @@ from stellarstack.protocol.events import NodeHealth, NodeHeartbeat
 from stellarstack.protocol.wire import now
 from stellarstack.settings import DaemonSettings
 
-__all__ = ["STATE_FILE", "Agent"]
+__all__ = ["PROCESSES_DIR", "STATE_FILE", "Agent"]
 
 log = get_logger(__name__)
 
 STATE_FILE = "state.db"
 """Name of the daemon's SQLite state inside its data directory."""
+
+PROCESSES_DIR = "processes"
+"""Where the process runtime records its servers, so they outlive a daemon restart."""
 
 
 class Agent:
@@ -144,7 +147,13 @@ class Agent:
     async def _detect_runtime(self, node_id: str | None) -> Runtime:
         try:
             return await detect_runtime(
-                self.settings.runtime, docker_host=self.settings.docker_host, node_id=node_id
+                self.settings.runtime,
+                docker_host=self.settings.docker_host,
+                node_id=node_id,
+                state_dir=self.settings.data_dir / PROCESSES_DIR,
+                pull_stall_timeout=self.settings.runtime_pull_stall_timeout,
+                install_user=self.settings.runtime_install_user,
+                process_log_bytes=self.settings.runtime_process_log_bytes,
             )
         except ContainerRuntimeError as exc:
             raise DaemonStartError(
