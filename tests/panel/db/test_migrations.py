@@ -22,7 +22,7 @@ PREVIOUS = "0001"
 ADDED_AT_HEAD = {
     ("users", "external_id"),
     ("servers", "external_id"),
-    ("servers", "status_changed_at"),  # 0006
+    ("servers", "status_changed_at"),  # 0005
 }
 
 

@@ -87,7 +87,7 @@ class Server(UUIDPrimaryKeyMixin, TimestampMixin, Base):
     suspend_reason: Mapped[str | None] = mapped_column(sa.Text)
     last_crash_at: Mapped[datetime | None]
     crash_count: Mapped[int] = mapped_column(default=0)
-    # The daemon's time of the last status applied (0006): an older event changes nothing.
+    # The daemon's time of the last status applied (0005): an older event changes nothing.
     status_changed_at: Mapped[datetime | None]
     # For billing and provisioning integrations; added in 0002.
     external_id: Mapped[str | None] = mapped_column(sa.String(191), unique=True)
