@@ -108,6 +108,7 @@ def parse_last_event_id(value: str | None) -> StreamKey | None:
 RECHECK = "recheck"
 DEGRADED = "degraded"
 RECOVERED = "recovered"
+CLOSED = "closed"
 Signal = str
 
 
@@ -373,50 +374,60 @@ async def _live(
     loop = asyncio.get_running_loop()
     next_check = loop.time() + options.recheck
     last_write = loop.time()
-    while True:
-        items: list[LogEntry | Signal] = []
-        if sub.queue.empty():  # wait for the next entry, a heartbeat or a re-check
-            wait = max(0.0, min(last_write + options.heartbeat, next_check) - loop.time())
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(wait):
-                    items.append(await sub.queue.get())
-        while not sub.queue.empty():
-            items.append(sub.queue.get_nowait())
-        if sub.overflowed:
-            log.info("events.stream_overflow", user_id=str(sub.credential.user_id))
-            return
-        frames = [i.frame for i in items if isinstance(i, LogEntry) and i.key > floor]
-        signals = {i for i in items if isinstance(i, str)}
-        if DEGRADED in signals:
-            frames.append(_control("stellar.degraded", {"reason": "the event broker is down"}))
-        if RECOVERED in signals:
-            frames.append(_control("stellar.resync", {"reason": "the event broker is back"}))
-        if RECHECK in signals or loop.time() >= next_check:
-            next_check = loop.time() + options.recheck
-            if not await _recheck(hub, sub, database):
+    checking: asyncio.Future[None] = loop.create_future()
+    checking.set_result(None)
+    try:
+        while True:
+            items: list[LogEntry | Signal] = []
+            if sub.queue.empty():  # wait for the next entry, a heartbeat or a re-check
+                wait = max(0.0, min(last_write + options.heartbeat, next_check) - loop.time())
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(wait):
+                        items.append(await sub.queue.get())
+            while not sub.queue.empty():
+                items.append(sub.queue.get_nowait())
+            if sub.overflowed:
+                log.info("events.stream_overflow", user_id=str(sub.credential.user_id))
+                return
+            frames = [i.frame for i in items if isinstance(i, LogEntry) and i.key > floor]
+            signals = {i for i in items if isinstance(i, str)}
+            if DEGRADED in signals:
+                frames.append(_control("stellar.degraded", {"reason": "the event broker is down"}))
+            if RECOVERED in signals:
+                frames.append(_control("stellar.resync", {"reason": "the event broker is back"}))
+            if CLOSED in signals:
                 yield b"".join(frames) + _control("stellar.closed", {"reason": "access ended"})
                 return
-        if frames:
-            yield b"".join(frames)
-        elif loop.time() - last_write >= options.heartbeat:
-            yield b": keep-alive\n\n"
-        else:
-            continue
-        last_write = loop.time()
+            if RECHECK in signals or loop.time() >= next_check:
+                if checking.done():  # off the delivery path: events flow while the DB answers
+                    next_check = loop.time() + options.recheck
+                    checking = asyncio.create_task(_recheck(hub, sub, database))
+                else:  # one is running (maybe from before the change): another right after
+                    next_check = loop.time() + 0.05
+            if frames:
+                yield b"".join(frames)
+            elif loop.time() - last_write >= options.heartbeat:
+                yield b": keep-alive\n\n"
+            else:
+                continue
+            last_write = loop.time()
+    finally:
+        checking.cancel()
 
 
-async def _recheck(hub: EventHub, sub: Subscriber, database: Database) -> bool:
-    """Re-evaluate the subscriber's access; False when its credential stopped working."""
+async def _recheck(hub: EventHub, sub: Subscriber, database: Database) -> None:
+    """Re-evaluate the subscriber's access; signal CLOSED when its credential stopped working."""
     started = time.perf_counter()
     try:
         async with database.sessionmaker() as db:
             visibility = await resolve_visibility(db, sub.credential, only=sub.visibility.only)
     except Exception as exc:  # the database is down: keep what was decided, try again later
         log.warning("events.recheck_failed", error=str(exc)[:200])
-        return True
+        return
     if visibility is None:
         log.info("events.stream_access_ended", user_id=str(sub.credential.user_id))
-        return False
+        hub.detach(sub)  # nothing more for it, even before the stream notices
+        sub.offer(CLOSED)
+        return
     hub.update(sub, visibility)
     log.debug("events.recheck", ms=round((time.perf_counter() - started) * 1000, 2))
-    return True
