@@ -112,7 +112,11 @@ async def run_embedded(
         credentials = await ensure_first_admin(database)
         await prepare_panel(database, settings)
         local = await ensure_local_node(
-            database, settings.data_dir / "daemon", embedded_specs(settings)
+            database,
+            settings.data_dir / "daemon",
+            embedded_specs(settings),
+            allocation_ip=settings.local_allocation_ip,
+            allocation_ports=settings.local_allocation_ports,
         )
         app = create_app(settings, database=database, broker=broker)
         listener = listen(app, settings.host, settings.port)

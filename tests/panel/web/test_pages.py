@@ -12,9 +12,6 @@ from tests.panel.web.conftest import HOSTILE_NAME, Accounts, sign_in
 SIGNED_IN_PAGES = [
     "/dashboard",
     "/servers",
-    "/servers/abc123",
-    "/servers/abc123/console",
-    "/servers/abc123/files",
     "/settings",
 ]
 ADMIN_PAGES = ["/admin", "/nodes"]

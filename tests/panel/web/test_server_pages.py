@@ -425,3 +425,22 @@ async def test_a_suspended_server_shows_why_and_every_power_button_is_disabled(
         f"/servers/{theirs}/power/start", headers={"hx-request": "true"}
     )
     assert "suspended" in refused.text and 'data-testid="power-notice"' in refused.text
+
+
+async def test_the_dashboard_counts_the_users_servers_and_lists_them_with_status(
+    web_client: httpx.AsyncClient,
+    accounts: Accounts,
+    world: dict[str, uuid.UUID],
+    panel_database: Database,
+) -> None:
+    await sign_in(web_client, accounts.user_email)
+    text = assert_page(await web_client.get("/dashboard"))
+    assert 'data-testid="stat-servers">0<' in text and "Admin" not in text.split("Your servers")[1]
+
+    assert (await _deploy(web_client)).status_code == 303
+    mine = await _server(panel_database, "My world")
+    assert mine is not None
+    await _set_status(panel_database, mine.id, ServerStatus.RUNNING)
+    text = assert_page(await web_client.get("/dashboard"))
+    assert 'data-testid="stat-servers">1<' in text and 'data-testid="stat-running">1<' in text
+    assert "My world" in text and 'data-status="running"' in text

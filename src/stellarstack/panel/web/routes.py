@@ -8,7 +8,8 @@ from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response
 
 from stellarstack.panel.db.models import User
-from stellarstack.panel.deps import CurrentUser, OptionalUser
+from stellarstack.panel.deps import CurrentPrincipal, CurrentUser, DbSession, OptionalUser
+from stellarstack.panel.domain.servers import views
 from stellarstack.panel.errors import Forbidden
 from stellarstack.panel.web.page_route import PageRoute
 from stellarstack.panel.web.templating import is_admin, render
@@ -34,7 +35,19 @@ async def landing(request: Request, user: OptionalUser) -> Response:
     return render(request, "landing.html", user=user)
 
 
+DASHBOARD_SERVERS = 8
+
+
 @router.get("/dashboard")
-async def dashboard(request: Request, user: CurrentUser) -> Response:
-    """The signed-in user's overview."""
-    return render(request, "dashboard.html", user=user)
+async def dashboard(request: Request, principal: CurrentPrincipal, db: DbSession) -> Response:
+    """The signed-in user's overview: their servers, how many run, the first few with status."""
+    rows, total = await views.list_servers(db, principal, limit=DASHBOARD_SERVERS)
+    running = await views.count_running(db, principal)
+    return render(
+        request,
+        "dashboard.html",
+        user=principal.user,
+        servers=[views.server_out(s) for s in rows],
+        total=total,
+        running=running,
+    )

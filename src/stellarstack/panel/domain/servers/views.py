@@ -8,6 +8,7 @@ servers they own and those shared with them as a subuser.
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -21,6 +22,7 @@ from stellarstack.panel.domain.servers.schemas import AddressOut, DeploymentOut,
 from stellarstack.panel.errors import Forbidden, NotFound
 
 __all__ = [
+    "count_running",
     "get_server",
     "list_deployments",
     "list_servers",
@@ -91,6 +93,21 @@ def _escaped(text: str) -> str:
     return text.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
+def _visible(query: sa.Select[Any], principal: Principal) -> sa.Select[Any]:
+    """`query` narrowed to the servers the caller can see (staff see every server)."""
+    if sees_every_server(principal):
+        return query
+    shared = sa.select(Subuser.server_id).where(Subuser.user_id == principal.user.id)
+    return query.where(sa.or_(Server.owner_id == principal.user.id, Server.id.in_(shared)))
+
+
+async def count_running(db: AsyncSession, principal: Principal) -> int:
+    """How many of the servers the caller can see are RUNNING."""
+    query = sa.select(sa.func.count()).select_from(Server)
+    query = _visible(query.where(Server.status == ServerStatus.RUNNING), principal)
+    return int(await db.scalar(query) or 0)
+
+
 async def list_servers(
     db: AsyncSession,
     principal: Principal,
@@ -100,10 +117,7 @@ async def list_servers(
     limit: int = 50,
 ) -> tuple[list[Server], int]:
     """The servers the caller can see, by name, filtered by a search text; and the total."""
-    query = sa.select(Server)
-    if not sees_every_server(principal):
-        shared = sa.select(Subuser.server_id).where(Subuser.user_id == principal.user.id)
-        query = query.where(sa.or_(Server.owner_id == principal.user.id, Server.id.in_(shared)))
+    query = _visible(sa.select(Server), principal)
     if search:
         pattern = f"%{_escaped(search[:MAX_SEARCH])}%"
         query = query.where(
