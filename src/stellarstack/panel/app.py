@@ -31,7 +31,7 @@ from stellarstack.panel.domain.servers import routes as servers_routes
 from stellarstack.panel.domain.subusers import routes as subusers_routes
 from stellarstack.panel.domain.users.routes import router as users_router
 from stellarstack.panel.errors import install_error_handlers
-from stellarstack.panel.health import check_health
+from stellarstack.panel.health import check_health, serving
 from stellarstack.panel.middleware import (
     BodyLimitMiddleware,
     RequestIdMiddleware,
@@ -125,13 +125,17 @@ def create_app(
 
     @app.get("/health", tags=["system"])
     async def health(request: Request) -> JSONResponse:
-        """Health of the panel, its database and broker, and node counts (200 or 503)."""
+        """Health of the panel, its database and broker, and node counts.
+
+        200 while the database answers (`"status": "degraded"` naming Redis when only Redis is
+        down: the panel still serves from the database); 503 when the database does not.
+        """
         report = await check_health(
             request.app.state.database,
             request.app.state.broker,
             within=settings.dependency_timeout,
         )
-        return JSONResponse(report, status_code=200 if report["status"] == "healthy" else 503)
+        return JSONResponse(report, status_code=200 if serving(report) else 503)
 
     @app.get("/metrics", tags=["system"], include_in_schema=False)
     async def metrics() -> Response:

@@ -1,8 +1,10 @@
-"""Health of the panel and its dependencies (spec §15.2): 200 healthy, 503 degraded.
+"""Health of the panel and its dependencies (spec §15.2, §15.3).
 
 `degraded` names the dependencies that do not answer. With Redis down but the database up the
 panel keeps serving (spec §15.3): pages and the API read status from the database instead of
-the cache (`domain/events/cache.py`), only live events (SSE) pause.
+the cache (`domain/events/cache.py`), only live events (SSE) and command delivery pause — so
+`/health` answers 200 with `"status": "degraded"` (a load balancer keeps the replica). Without
+the database nothing works: 503 (`serving(report)` decides).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from stellarstack.panel.db.enums import NodeStatus
 from stellarstack.panel.db.models import Node
 from stellarstack.panel.db.session import Database
 
-__all__ = ["HealthReport", "check_health"]
+__all__ = ["HealthReport", "check_health", "serving"]
 
 log = get_logger(__name__)
 HealthReport = dict[str, Any]
@@ -96,3 +98,8 @@ async def check_health(database: Database, broker: Broker, *, within: float) -> 
         "checks": checks,
         "timestamp": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
     }
+
+
+def serving(report: HealthReport) -> bool:
+    """Whether this replica can serve requests: its database answers (Redis may be down)."""
+    return bool(report["checks"]["database"]["status"] == "healthy")

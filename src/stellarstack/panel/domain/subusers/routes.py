@@ -9,7 +9,8 @@ from fastapi import APIRouter, Depends, Response
 
 from stellarstack.panel.auth.mailer import MailerDep
 from stellarstack.panel.auth.permissions import ServerAccess, require_server_permission
-from stellarstack.panel.deps import DbSession, SettingsDep
+from stellarstack.panel.deps import BrokerDep, DbSession, SettingsDep
+from stellarstack.panel.domain.events.visibility import notify_access_changed
 from stellarstack.panel.domain.subusers import service
 from stellarstack.panel.domain.subusers.schemas import SubuserCreate, SubuserOut, SubuserUpdate
 from stellarstack.panel.schemas import Envelope, ok
@@ -55,14 +56,21 @@ async def get_subuser(subuser_id: uuid.UUID, access: Reader, db: DbSession) -> E
 
 @router.patch("/{subuser_id}", response_model=Envelope[SubuserOut])
 async def update_subuser(
-    subuser_id: uuid.UUID, body: SubuserUpdate, access: Editor, db: DbSession
+    subuser_id: uuid.UUID, body: SubuserUpdate, access: Editor, db: DbSession, broker: BrokerDep
 ) -> Envelope[SubuserOut]:
     """Replace a subuser's permissions (only ones you hold)."""
-    return ok(await service.update_subuser(db, access, subuser_id, body.permissions))
+    updated = await service.update_subuser(db, access, subuser_id, body.permissions)
+    await db.commit()  # live event streams re-check access now, against the new permissions
+    await notify_access_changed(broker, updated.user_id)
+    return ok(updated)
 
 
 @router.delete("/{subuser_id}", status_code=204)
-async def remove_subuser(subuser_id: uuid.UUID, access: Remover, db: DbSession) -> Response:
+async def remove_subuser(
+    subuser_id: uuid.UUID, access: Remover, db: DbSession, broker: BrokerDep
+) -> Response:
     """Revoke a subuser's access, or cancel an invitation."""
     await service.remove_subuser(db, access, subuser_id)
+    await db.commit()  # the removed user's live event streams stop at once
+    await notify_access_changed(broker)
     return Response(status_code=204)
