@@ -16,7 +16,6 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support.csrf import speak_csrf
 from tests.support.game_image import write_game_blueprint, write_game_script
 from tests.support.panel import LivePanel, start_embedded_panel
 from tests.support.services import free_port, in_ci
@@ -110,7 +109,7 @@ def _deploy(client: httpx.Client, blueprint: str, port: int, **extra: Any) -> di
         **extra,
     }
     created = _data(client.post("/api/v1/servers", json=body), 202)
-    server: dict[str, Any] = created["server"] if "server" in created else created
+    server: dict[str, Any] = created["server"]
     return server
 
 
