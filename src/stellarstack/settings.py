@@ -290,6 +290,9 @@ class DaemonSettings(BaseSettings):
     server_disk_scan_interval: float = Field(
         default=30.0, ge=1, le=3600, description="Seconds a server's disk use stays cached."
     )
+    server_command_concurrency: int = Field(
+        default=16, ge=1, le=256, description="Commands of different servers run at once."
+    )
 
     @classmethod
     def settings_customise_sources(

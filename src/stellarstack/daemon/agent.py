@@ -5,7 +5,7 @@ Usage::
     agent = Agent(settings, broker)
     await agent.start()      # detects the runtime, opens state, starts the loops
     ...
-    await agent.stop()       # finishes the command in hand, stops the loops, closes all
+    await agent.stop()       # lets running commands finish, stops the loops, closes all
 
 Until the node is registered (`node_id` unset) the agent only opens its runtime and state
 and says so in the log; it starts consuming commands once it has an id.
@@ -18,8 +18,9 @@ from collections.abc import Coroutine
 from typing import Any
 
 from stellarstack import __version__
-from stellarstack.broker import Broker, BrokerError, StreamConsumer
-from stellarstack.daemon.commands import CommandExecutor
+from stellarstack.broker import Broker, BrokerError
+from stellarstack.broker.lanes import LanedStreamConsumer
+from stellarstack.daemon.commands import CommandExecutor, command_consumer, consume_commands
 from stellarstack.daemon.console import ConsoleHub, ConsoleLimits
 from stellarstack.daemon.errors import DaemonStartError
 from stellarstack.daemon.events import EventPublisher
@@ -63,7 +64,7 @@ class Agent:
         self._given_runtime = runtime
         self._runtime: Runtime | None = None
         self._state: DaemonState | None = None
-        self._consumer: StreamConsumer | None = None
+        self._consumer: LanedStreamConsumer | None = None
         self._servers: ServerManager | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._failed: list[str] = []
@@ -163,39 +164,14 @@ class Agent:
     def _start_loops(self, node_id: str, runtime: Runtime, state: DaemonState) -> None:
         publisher = EventPublisher(self.broker, node_id)
         executor = CommandExecutor(state, publisher, CommandHandlers(runtime, self.servers).table())
-        self._consumer = StreamConsumer(
+        self._consumer = command_consumer(
             self.broker,
-            keys.node_commands_stream(node_id),
-            keys.COMMANDS_GROUP,
             node_id,
             executor.handle,
+            max_concurrent=self.settings.server_command_concurrency,
         )
-        self._spawn(self._consume_commands(self._consumer), "commands")
+        self._spawn(consume_commands(self._consumer), "commands")
         self._spawn(self.heartbeats(publisher), "heartbeats")
-
-    async def _consume_commands(self, consumer: StreamConsumer) -> None:
-        """Take back at once what a previous life of this daemon left pending, then consume.
-
-        This daemon is the only consumer of its node's group, so whatever is pending when it
-        starts was abandoned by a crash: waiting `min_idle_ms` for it would only add delay.
-        The executor's idempotency record keeps an entry that was already running from
-        running again.
-        """
-        recovery = StreamConsumer(
-            self.broker,
-            consumer.stream,
-            consumer.group,
-            consumer.consumer,
-            consumer.handler,
-            min_idle_ms=0,
-            block_ms=0,
-        )
-        try:
-            while not consumer.stopping and await recovery.run_once():
-                pass
-        except BrokerError as exc:
-            log.warning("daemon.recovery_failed", error=str(exc))
-        await consumer.run()
 
     def _spawn(self, work: Coroutine[Any, Any, None], name: str) -> None:
         task = asyncio.create_task(work, name=f"daemon:{name}")
@@ -241,7 +217,11 @@ class Agent:
         )
 
     async def stop(self) -> None:
-        """Stop the loops (the command in hand may finish), then close state and runtime."""
+        """Stop the loops (running commands may finish within `stop_grace`), then close all.
+
+        Commands still queued behind a running one of their server are not started: their
+        entries stay pending and run at the next start.
+        """
         if self._runtime is None:
             return
         self._stopping = True

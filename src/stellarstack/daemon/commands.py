@@ -3,27 +3,42 @@
 `CommandExecutor.handle` is the StreamConsumer handler: it returns normally once the
 outcome is recorded and published (the consumer then acks), and raises only when the
 broker or the state database fails, so the entry is delivered again later.
+
+Commands run concurrently by lane (`command_lane`): those about one server in order, one
+after the other; different servers side by side; node-level commands at once. The executor
+is safe to call concurrently: an id delivered again while it runs waits for its outcome.
 """
 
 from __future__ import annotations
 
+import asyncio
+import json
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from stellarstack import __version__
-from stellarstack.broker import StreamMessage
+from stellarstack.broker import Broker, BrokerError, StreamMessage
+from stellarstack.broker.consumer import Handler
+from stellarstack.broker.lanes import LanedStreamConsumer
 from stellarstack.daemon.errors import CommandFailedError
 from stellarstack.daemon.events import EventPublisher
 from stellarstack.daemon.runtime.errors import ContainerRuntimeError
 from stellarstack.daemon.state import CommandRecord, DaemonState
 from stellarstack.logs import get_logger
+from stellarstack.protocol import keys
 from stellarstack.protocol.commands import Command, CommandStatus
 from stellarstack.protocol.errors import MalformedMessageError, ProtocolError
 from stellarstack.protocol.events import CommandResult
-from stellarstack.protocol.wire import now
+from stellarstack.protocol.wire import MAX_JSON_FIELD_BYTES, now
 
-__all__ = ["CommandExecutor", "CommandHandler"]
+__all__ = [
+    "CommandExecutor",
+    "CommandHandler",
+    "command_consumer",
+    "command_lane",
+    "consume_commands",
+]
 
 log = get_logger(__name__)
 
@@ -32,6 +47,59 @@ CommandHandler = Callable[[Command], Awaitable[dict[str, Any]]]
 
 # Errors whose message is meant for the person who sent the command.
 _REPORTABLE = (CommandFailedError, ContainerRuntimeError, ProtocolError)
+
+
+def command_lane(message: StreamMessage) -> str | None:
+    """`server:<id>` for an entry about one server (its payload's serverId), else None."""
+    raw = message.fields.get("payload", "")
+    if len(raw) > MAX_JSON_FIELD_BYTES:
+        return None  # refused as malformed by the executor
+    try:
+        payload = json.loads(raw)
+    except ValueError:
+        return None
+    server_id = payload.get("serverId") if isinstance(payload, dict) else None
+    if isinstance(server_id, str) and server_id:
+        return f"server:{server_id}"
+    return None
+
+
+def command_consumer(
+    broker: Broker,
+    node_id: str,
+    handle: Handler,
+    *,
+    max_concurrent: int,
+    **options: Any,
+) -> LanedStreamConsumer:
+    """The consumer of a node's command stream: one lane per server, `handle` per entry."""
+    return LanedStreamConsumer(
+        broker,
+        keys.node_commands_stream(node_id),
+        keys.COMMANDS_GROUP,
+        node_id,
+        handle,
+        lane_of=command_lane,
+        max_concurrent=max_concurrent,
+        **options,
+    )
+
+
+async def consume_commands(consumer: LanedStreamConsumer) -> None:
+    """Take back at once what a previous life of this daemon left pending, then consume.
+
+    This daemon is the only consumer of its node's group, so whatever is pending when it
+    starts was abandoned by a crash: waiting `min_idle_ms` for it would only add delay. The
+    executor's idempotency record keeps an entry that was already running from running again.
+    """
+    try:
+        recovered = await consumer.recover()
+    except BrokerError as exc:
+        log.warning("daemon.recovery_failed", error=str(exc))
+    else:
+        if recovered:
+            log.info("daemon.commands_recovered", count=recovered)
+    await consumer.run()
 
 
 class CommandExecutor:
@@ -46,6 +114,7 @@ class CommandExecutor:
         self._state = state
         self._publisher = publisher
         self._handlers = dict(handlers)
+        self._running: dict[str, asyncio.Event] = {}  # ids being handled now -> done
 
     async def handle(self, message: StreamMessage) -> None:
         """Run one command entry at most once and publish its `command.result` event."""
@@ -54,6 +123,18 @@ class CommandExecutor:
         except MalformedMessageError as exc:
             await self._reject(message, str(exc))
             return
+        # The same id taken again while it runs (a redelivery in another lane): wait, so the
+        # record tells its outcome rather than "interrupted".
+        while (twin := self._running.get(command.id)) is not None:
+            await twin.wait()
+        done = self._running[command.id] = asyncio.Event()
+        try:
+            await self._handle_once(command)
+        finally:
+            del self._running[command.id]
+            done.set()
+
+    async def _handle_once(self, command: Command) -> None:
         at = now()
         previous = await self._state.begin_command(command, at=at)
         if previous is not None:
