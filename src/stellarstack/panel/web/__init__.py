@@ -20,6 +20,7 @@ from stellarstack.panel.web import (
     nodes,
     routes,
     security,
+    server_settings,
     servers,
     signin,
 )
@@ -31,6 +32,16 @@ __all__ = ["install_error_pages", "mount_static", "router", "templates"]
 
 router = APIRouter(include_in_schema=False)
 router.include_router(signin.router)
-for _pages in (account, security, api_keys, admin, nodes, blueprints, console, servers):
+for _pages in (
+    account,
+    security,
+    api_keys,
+    admin,
+    nodes,
+    blueprints,
+    console,
+    server_settings,
+    servers,
+):
     router.include_router(_pages.router)
 router.include_router(routes.router)

@@ -35,7 +35,7 @@ router = APIRouter(route_class=PageRoute, include_in_schema=False)
 router.include_router(deploy_pages.router)
 
 SERVER_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-SERVER_TABS = ("overview", "console", "files")
+SERVER_TABS = ("overview", "console", "files", "settings")
 LIST_LIMIT = 200
 
 # (action, label, statuses in which the button is enabled)
