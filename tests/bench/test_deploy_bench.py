@@ -62,16 +62,11 @@ async def test_one_deploy_and_power_round_are_measured_and_nothing_is_left_behin
 
     measured = {
         name: getattr(figures, name)
-        for name in (
-            "deploy",
-            "raw_create_start",
-            "raw_create_ready",
-            "start",
-            "raw_start",
-            "stop",
-            "raw_stop",
-        )
+        for name in ("deploy", "raw_create_start", "raw_create_ready", "raw_start", "raw_stop")
     }
+    for action in ("start", "stop"):
+        measured[f"{action} applied"] = figures.applied[action]
+        measured[f"{action} answered"] = figures.answered[action]
     assert {name: len(values) for name, values in measured.items()} == dict.fromkeys(measured, 1)
     assert all(value > 0 for values in measured.values() for value in values), measured
     assert figures.raw_create_ready[0] >= figures.raw_create_start[0]
@@ -86,8 +81,9 @@ async def test_one_deploy_and_power_round_are_measured_and_nothing_is_left_behin
 def test_the_table_flags_a_ratio_above_target() -> None:
     figures = bench.Figures("SQLite", servers=1, rounds=1)
     figures.deploy, figures.raw_create_start, figures.raw_create_ready = [500.0], [300.0], [310.0]
-    figures.start, figures.raw_start = [400.0], [100.0]
-    figures.stop, figures.raw_stop = [110.0], [100.0]
+    figures.applied = {"start": [400.0], "stop": [90.0]}
+    figures.answered = {"start": [380.0], "stop": [110.0]}  # the later of the two counts
+    figures.raw_start, figures.raw_stop = [100.0], [100.0]
 
     lines = bench.table(figures)
 
