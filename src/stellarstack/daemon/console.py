@@ -33,6 +33,7 @@ from stellarstack.daemon.runtime import (
     ContainerStatus,
     Runtime,
 )
+from stellarstack.daemon.runtime.output import next_lines
 from stellarstack.logs import get_logger
 from stellarstack.settings import DaemonSettings
 
@@ -170,16 +171,29 @@ class Viewer:
         self._ready.set()
 
 
-class _FrameBudget:
-    """A token bucket of frames that may skip the batch wait (keeps echoes instant)."""
+QUICK_SENDS_PER_SECOND = 20_000
+"""Socket sends per second per server that may skip the batch wait, shared by its viewers."""
+_QUICK_FRAMES_CEILING = 1_000.0
+"""Quick frames per second at most, however few viewers watch."""
 
-    def __init__(self, per_second: float, burst: float) -> None:
-        self._rate, self._burst = per_second, burst
+
+class _FrameBudget:
+    """A token bucket of frames that may skip the batch wait (keeps echoes instant).
+
+    Each frame costs one send per viewer, so the rate shrinks as viewers join: a lone viewer
+    gets up to 1000 instant frames/s, a thousand viewers the floor of two per batch interval.
+    """
+
+    def __init__(self, floor_per_second: float, burst: float) -> None:
+        self._floor, self._burst = floor_per_second, burst
         self._tokens, self._at = burst, 0.0
 
-    def allow(self, now: float) -> bool:
+    def allow(self, now: float, viewers: int) -> bool:
         """Take one frame from the budget if there is one."""
-        self._tokens = min(self._burst, self._tokens + (now - self._at) * self._rate)
+        rate = max(
+            self._floor, min(_QUICK_FRAMES_CEILING, QUICK_SENDS_PER_SECOND / max(viewers, 1))
+        )
+        self._tokens = min(self._burst, self._tokens + (now - self._at) * rate)
         self._at = now
         if self._tokens < 1:
             return False
@@ -201,7 +215,7 @@ class ServerConsole:
         self._pending: list[str] = []
         self._batch_started = 0.0
         self._last_flush = 0.0
-        self._quick = _FrameBudget(per_second=2 / limits.batch_interval, burst=20)
+        self._quick = _FrameBudget(floor_per_second=2 / limits.batch_interval, burst=20)
         self._flush_timer: asyncio.TimerHandle | None = None
         self._window_started = 0.0
         self._window_lines = 0
@@ -337,8 +351,8 @@ class ServerConsole:
             try:
                 async with output:
                     await self._refresh_status()
-                    async for line in output:
-                        self._accept(line.text)
+                    while lines := await next_lines(output):
+                        self._accept(lines)
                 if asyncio.get_running_loop().time() - began > 1.0:
                     backoff = 0.1
                 else:  # a run that ends at once (being removed?) must not spin the loop
@@ -353,26 +367,33 @@ class ServerConsole:
                 self._flush(final=True)
             await self._refresh_status()
 
-    def _accept(self, text: str) -> None:
-        """Take one line: count it against the ceiling, batch it, flush when the batch is due."""
+    def _accept(self, lines: list[str]) -> None:
+        """Take a batch of lines: count it against the ceiling, batch it, flush when due."""
         loop = asyncio.get_running_loop()
         now = loop.time()
         ceiling = self._limits.max_lines_per_second
         if ceiling:
             if now - self._window_started >= 1.0:
                 self._window_started, self._window_lines = now, 0
-            self._window_lines += 1
-            if self._window_lines > ceiling:
-                self._throttled += 1
-                return
+            room = max(ceiling - self._window_lines, 0)
+            self._window_lines += len(lines)
+            if len(lines) > room:
+                self._throttled += len(lines) - room
+                lines = lines[:room]
+                if not lines:
+                    return
         interval = self._limits.batch_interval
         if not self._pending:
             # Interactive output (an echo, a prompt) goes out at once, within a small budget
             # of frames per second; sustained output waits for the interval and travels in bulk.
             self._batch_started = now
-            delay = 0.0 if self._quick.allow(now) else self._last_flush + interval - now
+            delay = (
+                0.0
+                if self._quick.allow(now, len(self._viewers))
+                else self._last_flush + interval - now
+            )
             self._flush_timer = loop.call_later(max(delay, 0.0), self._flush)
-        self._pending.append(text)
+        self._pending.extend(lines)
         if now - self._batch_started >= interval:
             self._flush()
 

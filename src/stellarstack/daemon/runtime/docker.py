@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import dataclasses
 import json
+from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime
 from typing import Any, ClassVar
@@ -46,7 +47,7 @@ from stellarstack.daemon.runtime.install import (
     remove_container,
     unprivileged_user,
 )
-from stellarstack.daemon.runtime.output import LineSplitter
+from stellarstack.daemon.runtime.output import LineBatches, LineSplitter
 from stellarstack.daemon.runtime.pull import check_image_reference, pull_image
 from stellarstack.logs import get_logger
 
@@ -102,29 +103,45 @@ def _status(value: str) -> ContainerStatus:
         return ContainerStatus.DEAD
 
 
-class _DockerOutput(OutputStream):
+class _DockerOutput(LineBatches):
     """Lines from an attach connection, stdout and stderr split separately."""
 
     def __init__(self, stream: Stream) -> None:
         self._stream = stream
         self._splitters = {1: LineSplitter(), 2: LineSplitter()}
-        self._pending: list[OutputLine] = []
+        self._pending: deque[OutputLine] = deque()
         self._done = False
 
-    async def __anext__(self) -> OutputLine:
-        while not self._pending:
-            if self._done:
-                raise StopAsyncIteration
+    async def _read(self) -> tuple[StreamName, list[str]]:
+        """The lines of the next attach message; at the end, each unfinished line; then none."""
+        while not self._done:
             message = await self._stream.read_out()
             if message is None:
                 self._done = True
-                for fd, splitter in self._splitters.items():
-                    self._pending += [OutputLine(_STREAMS[fd], t) for t in splitter.flush()]
-                continue
+                break
             fd = message.stream if message.stream in self._splitters else 1
-            lines = self._splitters[fd].feed(message.data)
-            self._pending += [OutputLine(_STREAMS[fd], text) for text in lines]
-        return self._pending.pop(0)
+            if texts := self._splitters[fd].feed(message.data):
+                return _STREAMS[fd], texts
+        for fd, splitter in self._splitters.items():
+            if texts := splitter.flush():
+                return _STREAMS[fd], texts
+        return "stdout", []
+
+    async def next_lines(self) -> list[str]:
+        """The texts of the next attach message's lines (one frame from the engine per call)."""
+        if self._pending:
+            texts = [line.text for line in self._pending]
+            self._pending.clear()
+            return texts
+        return (await self._read())[1]
+
+    async def __anext__(self) -> OutputLine:
+        if not self._pending:
+            stream, texts = await self._read()
+            if not texts:
+                raise StopAsyncIteration
+            self._pending.extend(OutputLine(stream, text) for text in texts)
+        return self._pending.popleft()
 
     async def aclose(self) -> None:
         """Close the attach connection."""

@@ -55,6 +55,7 @@ from stellarstack.daemon.runtime.process_exec import (
 )
 from stellarstack.daemon.runtime.process_files import (
     LogFollower,
+    OutputBell,
     ServerFiles,
     is_server_id,
 )
@@ -73,7 +74,7 @@ _LIVENESS_SECONDS = 1.0
 """Check the supervisor's pid this often while idle (it writes exit.json when all is well)."""
 _FAST_POLL = 0.005
 _FAST_SECONDS = 0.25
-"""After output, input or a signal, poll the log every _FAST_POLL for this long (echoes)."""
+"""Without a bell: after output, input or a signal, poll every _FAST_POLL for this long."""
 _START_SECONDS = 10.0
 _INPUT_SECONDS = 5.0
 
@@ -119,20 +120,8 @@ class ProcessRuntime(Runtime):
                 log.warning("runtime.process_record_unreadable", path=str(entry), error=str(exc))
                 continue
             server = ProcessServer(spec, files)
-            self._refresh(server)
+            server.refresh()
             self._servers[entry.name] = server
-
-    def _refresh(self, server: ProcessServer) -> None:
-        """Re-read the run record; a supervisor that vanished without one marks the run lost."""
-        server.record = server.files.record()
-        pid = server.record.supervisor_pid
-        server.lost = bool(
-            pid and not server.record.ended and not server.files.supervisor_alive(pid)
-        )
-        if server.running:
-            server.stopped.clear()
-        else:
-            server.stopped.set()
 
     def _get(self, server_id: str) -> ProcessServer:
         server = self._servers.get(server_id)
@@ -243,9 +232,14 @@ class ProcessRuntime(Runtime):
         )
 
     async def _follow(self, server: ProcessServer, follower: LogFollower) -> None:
-        """Publish output lines until the run ends, then record how it ended."""
+        """Publish output lines until the run ends, then record how it ended.
+
+        The supervisor's bell wakes this loop as soon as the log grows (or the run ends), so
+        output travels without polling delay; without a bell it polls the log instead.
+        """
         loop = asyncio.get_running_loop()
         splitter = LineSplitter()
+        bell = OutputBell(server.files.bell, server.wake.set)
         fast_until = loop.time() + _FAST_SECONDS  # a new run usually prints at once
         next_check = loop.time() + _LIVENESS_SECONDS
         try:
@@ -253,22 +247,25 @@ class ProcessRuntime(Runtime):
                 if data := follower.read():
                     server.subscribers.publish(splitter.feed(data))
                     fast_until = loop.time() + _FAST_SECONDS
-                    await asyncio.sleep(0)
+                    await asyncio.sleep(0)  # readers take this chunk before the next
                     continue
                 if server.files.has_ended():
                     while data := follower.read():
                         server.subscribers.publish(splitter.feed(data))
                     break
                 if (now := loop.time()) >= next_check:
-                    self._refresh(server)
+                    server.refresh()
                     if server.lost:
                         break
                     next_check = now + _LIVENESS_SECONDS
-                if await pause(server.wake, _FAST_POLL if now < fast_until else self._poll):
+                if bell.ringing:
+                    await pause(server.wake, max(next_check - now, 0.0))
+                elif await pause(server.wake, _FAST_POLL if now < fast_until else self._poll):
                     fast_until = loop.time() + _FAST_SECONDS
             server.subscribers.publish(splitter.flush())
-            self._refresh(server)
+            server.refresh()
         finally:
+            bell.close()
             follower.close()
             server.watcher = None
         server.subscribers.end()

@@ -7,10 +7,13 @@ started later rebuilds every server from the directory alone.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
 import re
+import stat
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -20,6 +23,7 @@ import psutil
 
 from stellarstack.daemon.runtime.base import ContainerSpec, PortBinding
 from stellarstack.daemon.runtime.supervisor import (
+    BELL,
     EXIT_FILE,
     FIFO,
     LAUNCH_FILE,
@@ -28,13 +32,13 @@ from stellarstack.daemon.runtime.supervisor import (
     write_json,
 )
 
-__all__ = ["LogFollower", "RunRecord", "ServerFiles", "is_server_id"]
+__all__ = ["LogFollower", "OutputBell", "RunRecord", "ServerFiles", "is_server_id"]
 
 SPEC_FILE = "spec.json"
 _SERVER_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
 _CHUNK = 256 * 1024
-_FOLLOW_CHUNK = 16 * 1024
-"""Read at most this much per step, so readers take each batch before the next (few lines)."""
+_FOLLOW_CHUNK = 64 * 1024
+"""Read at most this much per step, so readers take each batch before the next."""
 
 
 def is_server_id(value: str) -> bool:
@@ -61,6 +65,7 @@ class ServerFiles:
         self.directory = directory
         self.log = directory / LOG_FILE
         self.fifo = directory / FIFO
+        self.bell = directory / BELL
 
     def write_spec(self, spec: ContainerSpec) -> None:
         """Record the server's spec (creating the directory, private to the daemon)."""
@@ -177,6 +182,52 @@ class LogFollower:
         """Release the file."""
         with contextlib.suppress(OSError):
             os.close(self._fd)
+
+
+class OutputBell:
+    """The supervisor's doorbell: readable when the log grew, at end of file when it exited.
+
+    `on_ring` runs in the event loop on each ring. A supervisor without a bell (started by
+    an older daemon) or a bell that broke leaves `ringing` False: the reader polls instead.
+    """
+
+    def __init__(self, path: Path, on_ring: Callable[[], None]) -> None:
+        self._on_ring = on_ring
+        self._fd: int | None = None
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+        except OSError:
+            return
+        if not stat.S_ISFIFO(os.fstat(fd).st_mode):  # a plain file would always be readable
+            os.close(fd)
+            return
+        self._fd = fd
+        self._loop = asyncio.get_running_loop()
+        self._loop.add_reader(fd, self._drain)
+
+    @property
+    def ringing(self) -> bool:
+        """True while the bell works (the supervisor holds it open)."""
+        return self._fd is not None
+
+    def _drain(self) -> None:
+        assert self._fd is not None
+        try:
+            data = os.read(self._fd, 4096)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        if not data:  # the supervisor closed it: exited (or gone)
+            self.close()
+        self._on_ring()
+
+    def close(self) -> None:
+        """Stop listening."""
+        if self._fd is not None:
+            self._loop.remove_reader(self._fd)
+            os.close(self._fd)
+            self._fd = None
 
 
 def _read(path: Path) -> dict[str, Any] | None:

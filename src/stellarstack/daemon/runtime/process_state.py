@@ -29,6 +29,16 @@ class ProcessServer:
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     lost: bool = False
 
+    def refresh(self) -> None:
+        """Re-read the run record; a supervisor that vanished without one marks the run lost."""
+        self.record = self.files.record()
+        pid = self.record.supervisor_pid
+        self.lost = bool(pid and not self.record.ended and not self.files.supervisor_alive(pid))
+        if self.running:
+            self.stopped.clear()
+        else:
+            self.stopped.set()
+
     @property
     def running(self) -> bool:
         """True while the supervisor reports the server's process alive."""

@@ -8,6 +8,8 @@ returns at once. The detached supervisor then reads ``launch.json`` in STATE_DIR
 - writes ``state.json`` (its own pid, the server's pid, start time) once the server runs;
 - appends everything the terminal prints to ``output.log``, rotating it to ``output.log.1``
   past ``log_cap`` bytes;
+- rings the ``bell`` FIFO (one byte, never blocking) after each write to the log, and closes
+  it when it exits, so a reader learns of new output (or the end) at once instead of polling;
 - copies bytes written to the ``stdin`` FIFO into the terminal (a capped backlog);
 - when the server exits, kills what is left of its process group, drains the terminal and
   writes ``exit.json`` (exit code, 128+signal when killed; finish time), then exits.
@@ -33,13 +35,23 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-__all__ = ["EXIT_FILE", "FIFO", "LAUNCH_FILE", "LOG_FILE", "STATE_FILE", "main", "write_json"]
+__all__ = [
+    "BELL",
+    "EXIT_FILE",
+    "FIFO",
+    "LAUNCH_FILE",
+    "LOG_FILE",
+    "STATE_FILE",
+    "main",
+    "write_json",
+]
 
 LAUNCH_FILE = "launch.json"
 STATE_FILE = "state.json"
 EXIT_FILE = "exit.json"
 LOG_FILE = "output.log"
 FIFO = "stdin"
+BELL = "bell"
 EXIT_CANNOT_RUN = 127
 
 _READ = 64 * 1024
@@ -76,6 +88,13 @@ class _Log:
             self.size = 0
         os.write(self.fd, data)
         self.size += len(data)
+
+
+def _open_fifo(path: str) -> int:
+    """Create and open a FIFO read-write: opening never blocks, writes fail rather than wait."""
+    with contextlib.suppress(FileExistsError):
+        os.mkfifo(path, 0o600)
+    return os.open(path, os.O_RDWR | os.O_NONBLOCK)
 
 
 def _open_terminal() -> tuple[int, int]:
@@ -122,11 +141,9 @@ class _Supervisor:
     def __init__(self, directory: str, launch: dict[str, Any]) -> None:
         self.directory = directory
         self.log = _Log(os.path.join(directory, LOG_FILE), int(launch.get("log_cap", 8 << 20)))
-        fifo = os.path.join(directory, FIFO)
-        with contextlib.suppress(FileExistsError):
-            os.mkfifo(fifo, 0o600)
         # Read-write: opening never blocks and the FIFO never reports end of file.
-        self.stdin = os.open(fifo, os.O_RDWR | os.O_NONBLOCK)
+        self.stdin = _open_fifo(os.path.join(directory, FIFO))
+        self.bell = _open_fifo(os.path.join(directory, BELL))
         self.master, slave = _open_terminal()
         self.wakeup_read, wakeup_write = os.pipe()
         os.set_blocking(wakeup_write, False)
@@ -208,7 +225,13 @@ class _Supervisor:
         if not data:
             return False
         self.log.write(data)
+        self.ring()
         return True
+
+    def ring(self) -> None:
+        """Tell a reader of the bell that the log grew (a full bell already says so)."""
+        with contextlib.suppress(OSError):
+            os.write(self.bell, b"\0")
 
     def take_input(self) -> None:
         """Queue console input from the FIFO (dropping what exceeds the backlog)."""
