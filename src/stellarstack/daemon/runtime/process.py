@@ -75,6 +75,7 @@ _LIVENESS_SECONDS = 1.0
 _FAST_POLL = 0.005
 _FAST_SECONDS = 0.25
 """Without a bell: after output, input or a signal, poll every _FAST_POLL for this long."""
+_BELL_BACKUP_POLL = 0.25
 _START_SECONDS = 10.0
 _INPUT_SECONDS = 5.0
 
@@ -258,8 +259,8 @@ class ProcessRuntime(Runtime):
                     if server.lost:
                         break
                     next_check = now + _LIVENESS_SECONDS
-                if bell.ringing:
-                    await pause(server.wake, max(next_check - now, 0.0))
+                if bell.ringing:  # the poll only backs up a bell another reader drained
+                    await pause(server.wake, _BELL_BACKUP_POLL)
                 elif await pause(server.wake, _FAST_POLL if now < fast_until else self._poll):
                     fast_until = loop.time() + _FAST_SECONDS
             server.subscribers.publish(splitter.flush())
