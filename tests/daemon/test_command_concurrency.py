@@ -372,3 +372,49 @@ async def test_agent_stop_lets_an_in_flight_stop_finish_and_acknowledges_it(
     results = results_for([Event.from_fields(m.fields) for _, m in entries], slow.id)
     assert [r.status for r in results] == [CommandStatus.COMPLETED]
     assert await pending(broker, node_id) == 0
+
+
+async def test_a_failed_acknowledgement_leaves_the_entry_pending_and_the_lane_going() -> None:
+    broker = MemoryBroker()
+    stream = keys.node_commands_stream("n1")
+    first = await broker.append(stream, {"payload": '{"serverId":"srv-a"}'})
+    await broker.append(stream, {"payload": '{"serverId":"srv-a"}'})
+    seen: list[str] = []
+
+    async def handle(message: StreamMessage) -> None:
+        seen.append(message.id)
+        if message.id == first:
+            await broker.close()  # the broker goes away between the outcome and the ack
+
+    consumer = command_consumer(broker, "n1", handle, max_concurrent=4, block_ms=10)
+    await consumer.run_once()
+    await eventually(lambda: len(seen) == 2 and consumer.in_hand == 0)
+    assert seen[0] == first and consumer.busy == 0
+
+
+async def test_the_loop_takes_no_more_entries_than_it_may_hold() -> None:
+    broker = MemoryBroker()
+    stream = keys.node_commands_stream("n1")
+    for i in range(8):
+        await broker.append(stream, {"payload": f'{{"serverId":"srv-{i}"}}'})
+    release = asyncio.Event()
+    handled: list[str] = []
+
+    async def handle(message: StreamMessage) -> None:
+        await release.wait()
+        handled.append(message.id)
+
+    consumer = command_consumer(broker, "n1", handle, max_concurrent=2, max_in_hand=3)
+    task = asyncio.create_task(consumer.run())
+    try:
+        await eventually(lambda: consumer.busy == 2)
+        await asyncio.sleep(0.1)
+        assert consumer.in_hand == 3
+        assert await broker.pending_count(stream, keys.COMMANDS_GROUP) == 3  # 5 left unread
+        release.set()
+        await eventually(lambda: len(handled) == 8)
+    finally:
+        consumer.stop()
+        await task
+    assert await broker.pending_count(stream, keys.COMMANDS_GROUP) == 0
+    await broker.close()

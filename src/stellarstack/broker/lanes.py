@@ -177,9 +177,16 @@ class LanedStreamConsumer(StreamConsumer):
 
     async def _run_alone(self, message: StreamMessage) -> None:
         try:
-            await self._handle(self.stream, message)
+            await self._handle_safely(message)
         finally:
             self._release(message)
+
+    async def _handle_safely(self, message: StreamMessage) -> None:
+        """Handle and ack; a failed ack leaves the entry pending (reclaimed later), no more."""
+        try:
+            await self._handle(self.stream, message)
+        except Exception as exc:
+            self._log.warning("broker.consumer.ack_failed", id=message.id, error=repr(exc))
 
     async def _work_lane(self, lane: str, queue: collections.deque[StreamMessage]) -> None:
         """Run a lane's entries one by one; stop() leaves the rest unstarted (and pending).
@@ -194,7 +201,7 @@ class LanedStreamConsumer(StreamConsumer):
                     message = queue.popleft()
                     self._busy += 1
                     try:
-                        await self._handle(self.stream, message)
+                        await self._handle_safely(message)
                     finally:
                         self._busy -= 1
                         self._release(message)
