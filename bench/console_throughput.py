@@ -1,36 +1,44 @@
-"""Console output throughput and command round trip: the daemon's hub against raw floors.
+"""Console output throughput, command round trip and idle socket memory, per runtime.
 
 DESIGN.md §7: "console output, container → browser socket: floor raw pipe → `websockets`
 sender (~800k lines/s here with 20 ms batches); target ≥ 0.5x floor" and "console command
-round trip: floor raw websocket echo; p99 < 5 ms on loopback". Both paths here use a local
-process (`yes | head`, `cat`) so the figures compare the console machinery, not Docker.
-A third line, "runtime", reads the process runtime's own output stream with no hub and no
-socket, so each run says how much of the gap is the runtime and how much the console.
+round trip: floor raw websocket echo; p99 < 5 ms on loopback". Each runtime gets its own floor:
+the process runtime against `sh -c 'yes | head'` read from a plain pipe, the Docker runtime
+against the same command in a container read through `docker run` (the engine's own stream).
+A "runtime" line reads the process runtime's own output stream with no hub and no socket, so
+each run says how much of the gap is the runtime and how much the console. The last figure is
+the daemon's memory per idle authenticated console socket (the clients live in another process).
 
-Measured 2026-11-28 (2 shared cores, process runtime): output floor ~190k lines/s, runtime
-alone ~53k, hub ~49k (0.92x of the runtime alone, 0.25x of the floor); profiling puts the
-runtime's per-line asyncio.Queue (`runtime/subscribers.py`) and its log tail on top. Command
-round trip p50 ~52 ms, of which ~50 ms sits between `send_input` and the hub seeing the echo:
-the process runtime tails its log every 50 ms once idle (`poll_interval`); websocket → stdin
-and hub → client are ~0.3 and ~0.5 ms. The standalone "runtime" round trip can look faster
-than that (the lone follower often catches the echo while still in its busy phase).
+Measured 2026-11-28, 2 shared cores under a load average of 3-7 (other builds running), so the
+p99s move with the machine (the floor's own p99 reached 10-30 ms in busy runs):
 
-    .venv/bin/python bench/console_throughput.py [LINES] [ROUND_TRIPS]
+    before (log tail polled every 50 ms idle, a queue item per line):
+      process  floor ~190k lines/s, runtime alone ~53k, hub ~49k (0.25x); 300k-line floods lost
+               lines in the runtime's queue (the hub's count never completed)
+      process  round trip p50 ~52 ms, p99 ~84 ms
+    after (the supervisor rings a bell FIFO on each log write; chunks of lines end to end):
+      see the figures printed by a run; bench notes in the commit log and docs/events.md
+
+    .venv/bin/python bench/console_throughput.py [LINES] [ROUND_TRIPS] [IDLE_SOCKETS]
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
+import os
 import statistics
 import sys
 import tempfile
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
+import psutil
 import structlog
 import uvicorn
 from websockets.asyncio.client import ClientConnection, connect
@@ -38,13 +46,13 @@ from websockets.asyncio.server import ServerConnection, serve
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.support.services import free_port
+from tests.support.services import DockerEngine, free_port, start_docker
 
 from stellarstack.broker import MemoryBroker
 from stellarstack.daemon.agent import Agent
 from stellarstack.daemon.app import create_app
-from stellarstack.daemon.runtime import ContainerSpec, ProcessRuntime
-from stellarstack.daemon.runtime.output import LineSplitter
+from stellarstack.daemon.runtime import ContainerSpec, DockerRuntime, ProcessRuntime, Runtime
+from stellarstack.daemon.runtime.output import LineSplitter, next_lines
 from stellarstack.protocol.tokens import ConsoleClaims, generate_signing_key, sign
 from stellarstack.settings import DaemonSettings
 
@@ -52,6 +60,22 @@ LINE = "[12:00:00] [Server thread/INFO]: \x1b[32mPlayer joined the game\x1b[0m"
 BATCH_SECONDS = 0.020
 TARGET_RATIO, TARGET_P99_MS = 0.5, 5.0
 KEY = generate_signing_key()
+IDLE_CLIENTS = """
+import asyncio, json, sys
+from websockets.asyncio.client import connect
+async def main():
+    url, tokens = sys.argv[1], json.loads(sys.stdin.readline())
+    sockets = []
+    for token in tokens:
+        socket = await connect(url, compression=None, proxy=None)
+        await socket.send(json.dumps({"event": "auth", "args": [token]}))
+        while json.loads(await socket.recv())["event"] != "auth success":
+            pass
+        sockets.append(socket)
+    print("ready", flush=True)
+    await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
+asyncio.run(main())
+"""
 
 
 def spew(lines: int) -> list[str]:
@@ -60,20 +84,22 @@ def spew(lines: int) -> list[str]:
 
 
 async def count_lines(socket: ClientConnection, wanted: int) -> int:
-    """Read console frames until `wanted` lines arrived (or the stream ends); lines seen."""
+    """Read console frames until `wanted` lines arrived (or 60 s of silence); lines seen."""
     seen = 0
-    while seen < wanted:
-        message = json.loads(await socket.recv())
-        if message["event"] == "console output":
-            seen += len(message["args"])
+    with contextlib.suppress(TimeoutError):  # output stopped short: the rate shows the loss
+        while seen < wanted:
+            async with asyncio.timeout(60):
+                message = json.loads(await socket.recv())
+            if message["event"] == "console output":
+                seen += len(message["args"])
     return seen
 
 
-async def floor_throughput(lines: int) -> float:
+async def floor_throughput(argv: list[str], lines: int) -> float:
     """Raw pipe → line split → 20 ms batches → `websockets` sender; lines/s at the client."""
 
     async def handler(socket: ServerConnection) -> None:
-        proc = await asyncio.create_subprocess_exec(*spew(lines), stdout=asyncio.subprocess.PIPE)
+        proc = await asyncio.create_subprocess_exec(*argv, stdout=asyncio.subprocess.PIPE)
         assert proc.stdout is not None
         splitter, batch, last = LineSplitter(), [], time.monotonic()
         while chunk := await proc.stdout.read(65536):
@@ -98,26 +124,30 @@ async def floor_throughput(lines: int) -> float:
 
 
 @asynccontextmanager
-async def daemon(workdir: Path) -> AsyncIterator[tuple[Agent, int]]:
-    """A daemon (process runtime, no throttle) with its console socket on a free port."""
+async def daemon(runtime: Runtime) -> AsyncIterator[tuple[Agent, int]]:
+    """A daemon on `runtime` (no throttle) with its console socket on a free port."""
     port = free_port()
     settings = DaemonSettings(
-        data_dir=workdir / "daemon",
+        data_dir=Path(tempfile.mkdtemp(prefix="stellar-bench-daemon-")),
         node_id="bench-node",
-        runtime="process",
+        runtime=runtime.name,
         heartbeat_interval=3600,
         console_max_lines_per_second=0,
         console_viewer_buffer_bytes=512 << 20,
         console_batch_ms=BATCH_SECONDS * 1000,
         console_commands_per_second=100_000,
         console_messages_per_second=100_000,
+        console_max_sockets_per_server=100_000,
+        console_max_sockets_per_ip=100_000,
     )
-    runtime = ProcessRuntime()
     agent = Agent(settings, MemoryBroker(), runtime=runtime)
     await agent.start()
     app = create_app(agent)
     app.state.console.use_public_key(KEY.public_key())
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None))
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=port, log_config=None, ws_ping_interval=None
+    )
+    server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
     while not server.started:
         await asyncio.sleep(0.01)
@@ -127,30 +157,29 @@ async def daemon(workdir: Path) -> AsyncIterator[tuple[Agent, int]]:
         server.should_exit = True
         await task
         await agent.stop()
-        await runtime.close()
+
+
+def token(server_id: str) -> str:
+    """A console token that may read and write `server_id`."""
+    claims = ConsoleClaims.issue(
+        node_id="bench-node", server_id=server_id, user_id="bench", can_write=True
+    )
+    return sign(claims, KEY)
 
 
 async def viewer(port: int, server_id: str) -> ClientConnection:
     """An authenticated console socket."""
-    token = sign(
-        ConsoleClaims.issue(
-            node_id="bench-node", server_id=server_id, user_id="bench", can_write=True
-        ),
-        KEY,
-    )
     url = f"ws://127.0.0.1:{port}/api/servers/{server_id}/ws"
     socket = await connect(url, compression=None, max_size=None, proxy=None)
-    await socket.send(json.dumps({"event": "auth", "args": [token]}))
+    await socket.send(json.dumps({"event": "auth", "args": [token(server_id)]}))
     return socket
 
 
-async def hub_throughput(agent: Agent, port: int, workdir: Path, lines: int) -> float:
-    """Process output → console hub → daemon socket; lines/s at the client."""
-    server_id = "bench-spew"
-    spec = ContainerSpec(server_id=server_id, command=tuple(spew(lines)), volume_dir=workdir / "s")
+async def hub_throughput(agent: Agent, port: int, spec: ContainerSpec, lines: int) -> float:
+    """Server output → console hub → daemon socket; lines/s at the client."""
     await agent.runtime.create(spec)
-    console = await agent.consoles.register(server_id)
-    socket = await viewer(port, server_id)
+    console = await agent.consoles.register(spec.server_id)
+    socket = await viewer(port, spec.server_id)
     while json.loads(await socket.recv())["event"] != "status":
         pass
     started = time.perf_counter()
@@ -158,47 +187,43 @@ async def hub_throughput(agent: Agent, port: int, workdir: Path, lines: int) -> 
     got = await count_lines(socket, lines)
     elapsed = time.perf_counter() - started
     await socket.close()
+    await agent.consoles.unregister(spec.server_id)
+    await agent.runtime.remove(spec.server_id)
     return got / elapsed
 
 
-async def runtime_throughput(runtime: ProcessRuntime, workdir: Path, lines: int) -> float:
-    """Process output → the runtime's attach stream, nothing else; lines/s."""
-    server_id = "bench-runtime-spew"
-    spec = ContainerSpec(server_id=server_id, command=tuple(spew(lines)), volume_dir=workdir / "r")
+async def runtime_throughput(runtime: Runtime, spec: ContainerSpec, lines: int) -> float:
+    """Server output → the runtime's attach stream, read in batches, nothing else; lines/s."""
     await runtime.create(spec)
-    output = await runtime.attach(server_id)
+    output = await runtime.attach(spec.server_id)
     seen = 0
     async with output:
         started = time.perf_counter()
-        await runtime.start(server_id)
-        async for _ in output:
-            seen += 1
-            if seen >= lines:
-                break
+        await runtime.start(spec.server_id)
+        while seen < lines and (batch := await next_lines(output)):
+            seen += len(batch)
         elapsed = time.perf_counter() - started
-    await runtime.remove(server_id)
+    await runtime.remove(spec.server_id)
     return seen / elapsed
 
 
-async def runtime_round_trip(runtime: ProcessRuntime, workdir: Path, n: int) -> list[float]:
+async def runtime_round_trip(runtime: Runtime, spec: ContainerSpec, n: int) -> list[float]:
     """`send_input` → `cat` → the runtime's attach stream, nothing else."""
-    server_id = "bench-runtime-echo"
-    spec = ContainerSpec(server_id=server_id, command=("cat",), volume_dir=workdir / "re")
     await runtime.create(spec)
-    output = await runtime.attach(server_id)
+    output = await runtime.attach(spec.server_id)
     async with output:
-        await runtime.start(server_id)
+        await runtime.start(spec.server_id)
         lines = output.__aiter__()
 
         async def send(text: str) -> None:
-            await runtime.send_input(server_id, text + "\n")
+            await runtime.send_input(spec.server_id, text + "\n")
 
         async def answer(text: str) -> None:
             while (await lines.__anext__()).text != text:
                 pass
 
         samples = await round_trips(send, answer, n)
-    await runtime.remove(server_id)
+    await runtime.remove(spec.server_id)
     return samples
 
 
@@ -236,14 +261,12 @@ async def floor_round_trip(n: int) -> list[float]:
         return await round_trips(client.send, answer, n)
 
 
-async def hub_round_trip(agent: Agent, port: int, workdir: Path, n: int) -> list[float]:
-    """`send command` → process stdin → `cat` → console output back on the same socket."""
-    server_id = "bench-echo"
-    spec = ContainerSpec(server_id=server_id, command=("cat",), volume_dir=workdir / "e")
+async def hub_round_trip(agent: Agent, port: int, spec: ContainerSpec, n: int) -> list[float]:
+    """`send command` → server stdin → `cat` → console output back on the same socket."""
     await agent.runtime.create(spec)
-    console = await agent.consoles.register(server_id)
+    console = await agent.consoles.register(spec.server_id)
     await console.power("start")
-    socket = await viewer(port, server_id)
+    socket = await viewer(port, spec.server_id)
     while json.loads(await socket.recv())["event"] != "status":
         pass
 
@@ -261,42 +284,127 @@ async def hub_round_trip(agent: Agent, port: int, workdir: Path, n: int) -> list
     return samples
 
 
+async def idle_socket_bytes(port: int, server_id: str, count: int) -> float:
+    """The daemon's resident memory per idle authenticated console socket (clients apart)."""
+    url = f"ws://127.0.0.1:{port}/api/servers/{server_id}/ws"
+    clients = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        IDLE_CLIENTS,
+        url,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+    )
+    assert clients.stdin is not None and clients.stdout is not None
+    me = psutil.Process(os.getpid())
+    before = me.memory_info().rss
+    clients.stdin.write(json.dumps([token(server_id)] * count).encode() + b"\n")
+    await clients.stdin.drain()
+    assert (await clients.stdout.readline()).strip() == b"ready"
+    await asyncio.sleep(0.5)
+    after = me.memory_info().rss
+    clients.stdin.write(b"\n")
+    await clients.stdin.drain()
+    await clients.wait()
+    return (after - before) / count
+
+
 def pct(samples: list[float], q: int) -> float:
     """The q-th percentile."""
     return statistics.quantiles(samples, n=100)[q - 1]
 
 
-async def main(lines: int, trips: int) -> None:
-    """Run both comparisons and print the figures."""
+def spec_for(
+    runtime: Runtime, name: str, argv: list[str], workdir: Path, image: str
+) -> ContainerSpec:
+    """A spec running `argv` on `runtime` (a directory for processes, the image for Docker)."""
+    if isinstance(runtime, DockerRuntime):
+        return ContainerSpec(server_id=name, image=image, command=tuple(argv))
+    return ContainerSpec(server_id=name, command=tuple(argv), volume_dir=workdir / name)
+
+
+@dataclass
+class Figures:
+    """One runtime's figures: rates in lines/s, round trips in ms, memory in bytes."""
+
+    floor: float = 0.0
+    runtime: float = 0.0
+    hub: float = 0.0
+    runtime_rt: list[float] = field(default_factory=list)
+    hub_rt: list[float] = field(default_factory=list)
+    idle_socket_bytes: float = 0.0
+
+
+async def measure(
+    runtime: Runtime, floor_argv: list[str], workdir: Path, image: str, sizes: tuple[int, int, int]
+) -> Figures:
+    """Every figure for one runtime; sizes are (lines, round trips, idle sockets)."""
+    lines, trips, idle = sizes
+
+    def spec(name: str, argv: list[str]) -> ContainerSpec:
+        return spec_for(runtime, f"bench-{runtime.name}-{name}", argv, workdir, image)
+
+    figures = Figures(floor=await floor_throughput(floor_argv, lines))
+    figures.runtime = await runtime_throughput(runtime, spec("spew-alone", spew(lines)), lines)
+    figures.runtime_rt = await runtime_round_trip(runtime, spec("echo-alone", ["cat"]), trips)
+    async with daemon(runtime) as (agent, port):
+        figures.hub = await hub_throughput(agent, port, spec("spew", spew(lines)), lines)
+        echo = spec("echo", ["cat"])
+        figures.hub_rt = await hub_round_trip(agent, port, echo, trips)
+        figures.idle_socket_bytes = await idle_socket_bytes(port, echo.server_id, idle)
+        await agent.consoles.unregister(echo.server_id)
+        await runtime.remove(echo.server_id)
+    return figures
+
+
+def report(name: str, figures: Figures, floor_rt: list[float], lines: int, idle: int) -> None:
+    """Print one runtime's figures and verdicts."""
+    floor, alone, hub = figures.floor, figures.runtime, figures.hub
+    print(f"{name}: console output, {lines:,} lines, {BATCH_SECONDS * 1000:.0f} ms batches")
+    print(f"  floor    raw pipe → websockets sender   {floor:>12,.0f} lines/s")
+    print(
+        f"  runtime  output → attach stream only    {alone:>12,.0f} lines/s  {alone / floor:.2f}x"
+    )
+    print(f"  hub      output → hub → daemon socket   {hub:>12,.0f} lines/s  {hub / floor:.2f}x")
+    verdict = "ok" if hub / floor >= TARGET_RATIO else "BELOW TARGET"
+    print(f"  ratio    {hub / floor:.2f}x of the floor (target ≥ {TARGET_RATIO}x) {verdict}")
+    print(f"{name}: command round trip, {len(floor_rt)} sequential commands")
+    for label, samples in (
+        ("floor    raw websocket echo", floor_rt),
+        ("runtime  send_input → cat", figures.runtime_rt),
+        ("hub      command → cat", figures.hub_rt),
+    ):
+        print(f"  {label:<28} p50 {pct(samples, 50):7.3f} ms  p99 {pct(samples, 99):7.3f} ms")
+    verdict = "ok" if pct(figures.hub_rt, 99) < TARGET_P99_MS else "ABOVE TARGET"
+    print(f"  p99 target < {TARGET_P99_MS} ms: {verdict}")
+    per_socket = figures.idle_socket_bytes / 1024
+    print(f"{name}: daemon memory per idle console socket ({idle} sockets) {per_socket:,.1f} KiB")
+
+
+async def main(lines: int, trips: int, idle: int) -> None:
+    """Run the comparisons on the process runtime, then on Docker when an engine answers."""
+    engine: DockerEngine | None = None
     with tempfile.TemporaryDirectory(prefix="stellar-bench-") as tmp:
         workdir = Path(tmp)
-        floor = await floor_throughput(lines)
+        floor_rt = await floor_round_trip(trips)
         runtime = ProcessRuntime()
         try:
-            alone = await runtime_throughput(runtime, workdir, lines)
-            alone_rt = await runtime_round_trip(runtime, workdir, trips)
+            process = await measure(runtime, spew(lines), workdir, "", (lines, trips, idle))
         finally:
             await runtime.close()
-        async with daemon(workdir) as (agent, port):
-            hub = await hub_throughput(agent, port, workdir, lines)
-            floor_rt = await floor_round_trip(trips)
-            hub_rt = await hub_round_trip(agent, port, workdir, trips)
-    ratio = hub / floor
-    print(f"console output, {lines:,} lines, {BATCH_SECONDS * 1000:.0f} ms batches")
-    print(f"  floor  raw pipe → websockets sender   {floor:>12,.0f} lines/s")
-    print(f"  runtime process → attach stream only  {alone:>12,.0f} lines/s")
-    print(f"  hub    process → hub → daemon socket {hub:>12,.0f} lines/s")
-    verdict = "ok" if ratio >= TARGET_RATIO else "BELOW TARGET"
-    print(f"  ratio  {ratio:.2f}x (target ≥ {TARGET_RATIO}x) {verdict}")
-    print(f"command round trip, {trips} sequential commands")
-    for name, samples in (
-        ("floor  raw websocket echo", floor_rt),
-        ("runtime send_input → cat", alone_rt),
-        ("hub    command → cat", hub_rt),
-    ):
-        print(f"  {name:<26} p50 {pct(samples, 50):6.3f} ms  p99 {pct(samples, 99):6.3f} ms")
-    verdict = "ok" if pct(hub_rt, 99) < TARGET_P99_MS else "ABOVE TARGET"
-    print(f"  p99 target < {TARGET_P99_MS} ms: {verdict}")
+        report("process", process, floor_rt, lines, idle)
+        engine, reason = await asyncio.to_thread(start_docker)
+        if engine is None:
+            print(f"docker: skipped ({reason})")
+            return
+        docker = DockerRuntime(engine.host, node_id="bench-node")
+        argv = ["docker", "-H", engine.host, "run", "--rm", engine.image, *spew(lines)]
+        try:
+            figures = await measure(docker, argv, workdir, engine.image, (lines, trips, idle))
+        finally:
+            await docker.close()
+            engine.stop()
+        report("docker", figures, floor_rt, lines, idle)
 
 
 if __name__ == "__main__":
@@ -304,4 +412,5 @@ if __name__ == "__main__":
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.CRITICAL))
     count = int(sys.argv[1]) if len(sys.argv) > 1 else 1_000_000
     trip_count = int(sys.argv[2]) if len(sys.argv) > 2 else 1000
-    asyncio.run(main(count, trip_count))
+    idle_count = int(sys.argv[3]) if len(sys.argv) > 3 else 200
+    asyncio.run(main(count, trip_count, idle_count))
