@@ -1,21 +1,14 @@
 """Deployment: `POST /servers` → RUNNING, and API start/stop beside raw Engine API start/stop.
 
-The whole path, in one process: the panel app (SQLite + in-process broker, or PostgreSQL +
-Redis with `--postgres-redis`) over ASGI, a daemon `Agent` on the Docker runtime sharing its
-broker, the panel's event consumer applying what the daemon reports. Each of `--servers`
-servers is the test game (`tests/support/game_image.py`, an operator blueprint with a log
-ready check), deployed by `POST /api/v1/servers` and timed until the panel has applied its
-RUNNING status (the moment the panel republishes the daemon's `server.status` event, which is
-after its database commit). The floor for a deployment is a raw `docker create` + `start` of
-the same image (and, beside it, until the game's ready line is in its log).
-
-Then, on each server's own container (the one our runtime created), `--rounds` interleaved
-rounds of: raw `docker start` / `docker stop -t 10` (aiodocker, Engine API; the floor) and
-`POST /servers/{id}/start` / `stop` with `wait` → the answered command and the panel's
-RUNNING / OFFLINE. Ours also waits for the game's ready line on start and stops it with its
-console `stop` command, as a player's panel would; the raw start does neither. Ratios are
-ours/raw of the medians. Every server is deleted through the API at the end; a container left
-behind fails the run.
+One process runs the panel (SQLite + in-process broker, or PostgreSQL + Redis) over ASGI and a
+daemon `Agent` on the Docker runtime on the same broker. Each server is the test game
+(`tests/support/game_image.py`), timed from `POST /api/v1/servers` until the panel applied
+RUNNING (it republishes the daemon's `server.status` after its commit; we stamp that). Floor:
+a raw `create` + `start` of the same image, port and limits, to its ready line. Then, on each
+server's own container, interleaved rounds of raw `start` / `stop -t 10` (aiodocker) and
+`POST /servers/{id}/start|stop` with `wait` (until applied and answered); ratios are ours/raw
+of the medians. Servers are deleted through the API; a container left behind fails the run.
+Figures and caveats: docs/development.md, "Deployment".
 
     .venv/bin/python bench/deploy.py [--servers 5] [--rounds 3] [--postgres-redis]
 """
@@ -76,7 +69,8 @@ TARGET_RATIO = 1.5
 """Our start/stop may cost at most this much of the raw engine call (ratio of medians)."""
 STEP_TIMEOUT = 60.0
 """Seconds one deployment or power action may take before the run fails."""
-READY_LINE = b"Server ready on port"
+READY_LINE = "Server ready on port"
+"""What the test game logs once it serves its port."""
 
 
 class BenchFailed(Exception):
@@ -297,9 +291,9 @@ async def raw_create(docker: aiodocker.Docker) -> tuple[float, float]:
         started = time.perf_counter()
         async with asyncio.timeout(STEP_TIMEOUT):
             async for line in container.log(stdout=True, follow=True):
-                if READY_LINE.decode() in line:
-                    break
-        return ms(began, started), ms(began, time.perf_counter())
+                if READY_LINE in line:
+                    return ms(began, started), ms(began, time.perf_counter())
+        raise BenchFailed("the raw game container ended before its ready line")
     finally:
         await container.delete(force=True)
 

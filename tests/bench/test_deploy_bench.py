@@ -35,7 +35,12 @@ def _load_bench() -> ModuleType:
 bench = _load_bench()
 
 
-@pytest.fixture(params=["sqlite+memory", "postgres+redis"])
+@pytest.fixture(
+    params=[
+        "sqlite+memory",
+        pytest.param("postgres+redis", marks=[pytest.mark.postgres, pytest.mark.redis]),
+    ]
+)
 async def stack(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[object]:
     """The panel's database and broker: the embedded default, and PostgreSQL + Redis."""
     if request.param == "sqlite+memory":
