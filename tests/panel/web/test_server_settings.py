@@ -91,7 +91,7 @@ async def test_the_settings_tab_shows_current_values_variables_versions_and_note
     assert f'href="/servers/{player.identifier}/settings" aria-current="page"' in text
     assert 'id="s-name" name="name" type="text" value="My world"' in text
     assert 'name="memory_mb" type="number"' in text and 'value="512"' in text
-    assert "take effect the next time it (re)starts" in text  # resources wait for a restart
+    assert "New limits apply the next time the server (re)starts." in text
     assert 'data-testid="version-note">A new version is installed when the server is reinst' in text
     assert re.search(r'<option value="2.0" selected>2.0 \(recommended\)', text)
     assert re.search(r'name="var.WORLD" type="text" value="overworld"', text)
@@ -101,7 +101,7 @@ async def test_the_settings_tab_shows_current_values_variables_versions_and_note
     assert 'data-testid="settings-suspend"' not in text  # admins only
     assert 'data-testid="reinstall-submit"' in text and 'data-status="running"' in text
     forms = re.findall(
-        r'<form [^>]*action="/servers/\w+/settings/(\w+)"[^>]*>\s*<input ([^>]*)>', text
+        r'<form [^>]*action="/servers/\w+/settings/(\w+)#\1"[^>]*>\s*<input ([^>]*)>', text
     )
     assert [name for name, _ in forms] == ["general", "variables", "version", "reinstall"]
     assert all('name="csrf_token"' in field for _, field in forms)
@@ -117,7 +117,7 @@ async def test_saving_name_description_and_resources_updates_the_server(
     form = _general(player, name=HOSTILE_NAME, description="{{SECRET}} $(id)", memory_mb="768")
     response = await web_client.post(f"/servers/{player.identifier}/settings/general", data=form)
     assert response.status_code == 303
-    assert response.headers["location"] == f"/servers/{player.identifier}/settings"
+    assert response.headers["location"] == f"/servers/{player.identifier}/settings#top"
     saved = await _fresh(panel_database, player.id)
     assert (saved.name, saved.description, saved.memory_mb) == (
         HOSTILE_NAME,

@@ -64,6 +64,8 @@ FORM_PERMISSIONS = {
     "variables": "server.startup.update",
     "version": "server.update",
 }
+RESOURCES_NOTE = "New limits apply the next time the server (re)starts."
+VARIABLES_NOTE = "Changed variables apply the next time the server (re)starts."
 VERSION_NOTE = "A new version is installed when the server is reinstalled."
 
 
@@ -153,7 +155,8 @@ async def _page(
         "blueprint_problem": blueprint_problem,
         "refusal": refusal,
         "base_url": f"/servers/{server.identifier}/settings",
-        "restart_note": service.RESTART_NOTE,
+        "resources_note": RESOURCES_NOTE,
+        "variables_note": VARIABLES_NOTE,
         "version_note": VERSION_NOTE,
     }
     user = access.principal.user
@@ -170,7 +173,8 @@ async def _form(request: Request) -> list[tuple[str, str]]:
 
 
 def _back(request: Request, server_ref: str, *flashes: Flash) -> Response:
-    response = redirect(request, f"/servers/{server_ref}/settings")
+    # `#top`: the page's top, where the flash is (the form's own anchor would carry over).
+    response = redirect(request, f"/servers/{server_ref}/settings#top")
     set_flashes(response, request, *flashes)
     return response
 
@@ -263,8 +267,10 @@ async def _apply(
     flashes = [Flash("Settings saved.", "success")]
     if "version" in updated.changes:
         flashes = [Flash(f"Version set to {updated.changes['version']}. {VERSION_NOTE}", "success")]
-    elif updated.restart_required:
-        flashes.append(Flash(service.RESTART_NOTE, "info"))
+    elif "variables" in updated.changes:
+        flashes.append(Flash(VARIABLES_NOTE, "info"))
+    elif "resources" in updated.changes:
+        flashes.append(Flash(RESOURCES_NOTE, "info"))
     return _back(request, identifier, *flashes)
 
 
