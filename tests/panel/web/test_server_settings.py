@@ -14,8 +14,16 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
-from stellarstack.panel.db.enums import ServerStatus
-from stellarstack.panel.db.models import AuditLog, NodeCommand, Server, ServerVariable, Subuser
+from stellarstack.panel.db.enums import NodeStatus, ServerStatus
+from stellarstack.panel.db.models import (
+    AuditLog,
+    Node,
+    NodeCommand,
+    Server,
+    ServerVariable,
+    Subuser,
+    User,
+)
 from stellarstack.panel.db.session import Database
 from tests.panel.web import test_server_pages as server_pages
 from tests.panel.web.conftest import HOSTILE_NAME, Accounts, sign_in
@@ -314,3 +322,67 @@ async def test_a_subuser_sees_a_read_only_page_and_gets_403_for_every_change(
     server = await _fresh(panel_database, theirs)
     assert server.name == "Admin's world" and server.status == ServerStatus.RUNNING
     assert await _commands(panel_database, theirs) == []
+
+
+async def test_template_syntax_in_the_name_is_kept_as_text(
+    web_client: httpx.AsyncClient, player: Server, panel_database: Database
+) -> None:
+    form = _general(player, name="{{ 7*7 }} ${HOME} $(id)")
+    await web_client.post(f"/servers/{player.identifier}/settings/general", data=form)
+    assert (await _fresh(panel_database, player.id)).name == "{{ 7*7 }} ${HOME} $(id)"
+    text = assert_page(await web_client.get(f"/servers/{player.identifier}/settings"))
+    assert 'data-testid="server-name">{{ 7*7 }} ${HOME} $(id)<' in text and ">49<" not in text
+
+
+async def test_resources_beyond_the_users_quota_are_a_403_in_the_form(
+    web_client: httpx.AsyncClient, accounts: Accounts, player: Server, panel_database: Database
+) -> None:
+    async with panel_database.sessionmaker() as db:
+        await db.execute(
+            sa.update(User).where(User.email == accounts.user_email).values(max_memory_mb=1024)
+        )
+        await db.commit()
+    form = _general(player, memory_mb="2048")
+    text = assert_page(
+        await web_client.post(f"/servers/{player.identifier}/settings/general", data=form), 403
+    )
+    assert re.search(r'data-testid="form-error">[^<]*memory', text, re.IGNORECASE)
+    assert (await _fresh(panel_database, player.id)).memory_mb == 512
+
+
+async def test_a_reinstall_on_an_offline_node_is_refused_and_changes_nothing(
+    web_client: httpx.AsyncClient, player: Server, panel_database: Database, world: World
+) -> None:
+    async with panel_database.sessionmaker() as db:
+        await db.execute(
+            sa.update(Node).where(Node.id == world["node"]).values(status=NodeStatus.OFFLINE)
+        )
+        await db.commit()
+    url = f"/servers/{player.identifier}/settings/reinstall"
+    response = await web_client.post(url, data={"confirm": "yes"})
+    text = assert_page(await web_client.get(response.headers["location"]))
+    assert "nothing was sent" in text and 'data-status="running"' in text
+    assert (await _fresh(panel_database, player.id)).status == ServerStatus.RUNNING
+    assert "server.reinstall" not in await _commands(panel_database, player.id)
+
+
+async def test_a_subuser_may_change_exactly_the_parts_their_permissions_allow(
+    web_client: httpx.AsyncClient, accounts: Accounts, world: World, panel_database: Database
+) -> None:
+    theirs = world["admins_server"]
+    granted = ["server.view", "server.settings", "server.startup.read"]
+    async with panel_database.sessionmaker() as db:
+        player = await _user(db, accounts.user_email)
+        db.add(Subuser(user_id=player.id, server_id=theirs, permissions=granted))
+        await db.commit()
+    await sign_in(web_client, accounts.user_email)
+    base = f"/servers/{theirs}/settings"
+    text = assert_page(await web_client.get(base))
+    assert 'data-testid="save-general"' in text and 'data-testid="save-variables"' not in text
+    assert "settings-variables" in text and "server.startup.update" in text  # read-only
+    assert 'data-testid="save-version"' not in text and "reinstall-submit" not in text
+    renamed = await web_client.post(f"{base}/general", data={"name": "Shared world"})
+    assert renamed.status_code == 303
+    assert (await _fresh(panel_database, theirs)).name == "Shared world"
+    denied = await web_client.post(f"{base}/variables", data={"var.WORLD": "mine"})
+    assert denied.status_code == 403

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 from fastapi import APIRouter, Request
 from pydantic import ValidationError
@@ -40,6 +39,7 @@ from stellarstack.panel.web.deploy_wizard import (
     RESOURCE_FIELDS,
     VAR_PREFIX,
     DeployValues,
+    VariableField,
     field_errors,
     parse_form,
     variable_fields,
@@ -140,7 +140,7 @@ async def _page(
     can = Abilities.of(access)
     values = values or SettingsValues.of(server)
     row = await find_blueprint(db, str(server.blueprint_id))
-    variables: list[Any] = []
+    variables: list[VariableField] = []
     blueprint_problem: str | None = None
     if row is not None and can.startup_read:
         try:
