@@ -28,17 +28,16 @@ import asyncio
 import contextlib
 import json
 import logging
-import os
 import statistics
 import sys
 import tempfile
 import time
+import tracemalloc
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import psutil
 import structlog
 import uvicorn
 from websockets.asyncio.client import ClientConnection, connect
@@ -285,7 +284,7 @@ async def hub_round_trip(agent: Agent, port: int, spec: ContainerSpec, n: int) -
 
 
 async def idle_socket_bytes(port: int, server_id: str, count: int) -> float:
-    """The daemon's resident memory per idle authenticated console socket (clients apart)."""
+    """Daemon heap bytes per idle authenticated console socket (the clients run apart)."""
     url = f"ws://127.0.0.1:{port}/api/servers/{server_id}/ws"
     clients = await asyncio.create_subprocess_exec(
         sys.executable,
@@ -296,13 +295,14 @@ async def idle_socket_bytes(port: int, server_id: str, count: int) -> float:
         stdout=asyncio.subprocess.PIPE,
     )
     assert clients.stdin is not None and clients.stdout is not None
-    me = psutil.Process(os.getpid())
-    before = me.memory_info().rss
+    tracemalloc.start()  # the daemon's Python heap: RSS keeps what earlier phases freed
+    before = tracemalloc.get_traced_memory()[0]
     clients.stdin.write(json.dumps([token(server_id)] * count).encode() + b"\n")
     await clients.stdin.drain()
     assert (await clients.stdout.readline()).strip() == b"ready"
     await asyncio.sleep(0.5)
-    after = me.memory_info().rss
+    after = tracemalloc.get_traced_memory()[0]
+    tracemalloc.stop()
     clients.stdin.write(b"\n")
     await clients.stdin.drain()
     await clients.wait()

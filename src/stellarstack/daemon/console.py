@@ -173,7 +173,7 @@ class Viewer:
 
 QUICK_SENDS_PER_SECOND = 20_000
 """Socket sends per second per server that may skip the batch wait, shared by its viewers."""
-_QUICK_FRAMES_CEILING = 1_000.0
+_QUICK_FRAMES_CEILING = 5_000.0
 """Quick frames per second at most, however few viewers watch."""
 
 
@@ -181,7 +181,7 @@ class _FrameBudget:
     """A token bucket of frames that may skip the batch wait (keeps echoes instant).
 
     Each frame costs one send per viewer, so the rate shrinks as viewers join: a lone viewer
-    gets up to 1000 instant frames/s, a thousand viewers the floor of two per batch interval.
+    gets up to 5000 instant frames/s, a thousand viewers the floor of two per batch interval.
     """
 
     def __init__(self, floor_per_second: float, burst: float) -> None:

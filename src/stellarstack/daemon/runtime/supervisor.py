@@ -213,20 +213,30 @@ class _Supervisor:
         return 128 - code if code < 0 else code
 
     def copy_output(self) -> bool:
-        """Move what the terminal printed to the log; False once the terminal has closed."""
-        try:
-            data = os.read(self.master, _READ)
-        except BlockingIOError:
-            return True
-        except OSError as exc:  # EIO: every process holding the terminal has gone
-            if exc.errno == errno.EIO:
-                return False
-            raise
-        if not data:
-            return False
-        self.log.write(data)
-        self.ring()
-        return True
+        """Move what the terminal printed to the log; False once the terminal has closed.
+
+        A terminal hands over a few KiB per read: reads are gathered (up to _READ bytes) into
+        one log write and one ring, so a flood costs few writes and wake-ups downstream.
+        """
+        data = bytearray()
+        terminal_open = True
+        while len(data) < _READ:
+            try:
+                chunk = os.read(self.master, _READ - len(data))
+            except BlockingIOError:
+                break
+            except OSError as exc:  # EIO: every process holding the terminal has gone
+                if exc.errno != errno.EIO:
+                    raise
+                chunk = b""
+            if not chunk:
+                terminal_open = False
+                break
+            data += chunk
+        if data:
+            self.log.write(bytes(data))
+            self.ring()
+        return terminal_open
 
     def ring(self) -> None:
         """Tell a reader of the bell that the log grew (a full bell already says so)."""
