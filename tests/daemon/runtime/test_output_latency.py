@@ -8,11 +8,13 @@ readers take every queued line in one step and lose nothing to a flood they keep
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import stat
 from pathlib import Path
 
+from stellarstack.daemon.console import ConsoleHub, ConsoleLimits
 from stellarstack.daemon.runtime import ContainerSpec, DockerRuntime, ProcessRuntime
 from stellarstack.daemon.runtime.output import LineSplitter, next_lines
 from stellarstack.daemon.runtime.process_files import OutputBell, ServerFiles
@@ -196,3 +198,24 @@ async def test_docker_output_arrives_in_batches_with_stdout_and_stderr(
     ]
     assert {"oops", "tail"} <= set(lines)
     assert batches < 3000
+
+
+async def test_a_lone_viewers_echoes_are_never_held_for_the_batch_interval(
+    process_runtime: ProcessRuntime, server_id: str, server_dir: Path
+) -> None:
+    # A 10 s batch interval: an echo held for the batch would miss the 8 s budget below.
+    hub = ConsoleHub(ConsoleLimits(batch_interval=10.0, history_lines=0))
+    hub.bind(process_runtime)
+    await process_runtime.create(shell(server_id, server_dir, ECHO_LOOP))
+    console = await hub.register(server_id)
+    viewer = console.join()
+    try:
+        await console.power("start")
+        async with asyncio.timeout(8):
+            for n in range(60):  # three times the instant-frame burst the budget starts with
+                await process_runtime.send_input(server_id, f"ping-{n}\n")
+                while f"got:ping-{n}" not in json.loads(await viewer.next())["args"]:
+                    pass
+    finally:
+        console.leave(viewer)
+        await hub.close()
