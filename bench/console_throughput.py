@@ -16,8 +16,15 @@ p99s move with the machine (the floor's own p99 reached 10-30 ms in busy runs):
       process  floor ~190k lines/s, runtime alone ~53k, hub ~49k (0.25x); 300k-line floods lost
                lines in the runtime's queue (the hub's count never completed)
       process  round trip p50 ~52 ms, p99 ~84 ms
-    after (the supervisor rings a bell FIFO on each log write; chunks of lines end to end):
-      see the figures printed by a run; bench notes in the commit log and docs/events.md
+    after (the supervisor rings a bell FIFO on each log write; chunks of lines end to end;
+    a lone viewer's echoes skip the batch wait), 1M lines, 1000 round trips, 500 idle sockets:
+      process  floor ~560k lines/s, runtime alone ~410k (0.74x), hub ~320k (0.57x)
+      process  round trip p50 0.9 ms, p99 4.4 ms (floor echo p50 0.18, p99 0.84 ms)
+      docker   floor (docker run) ~144k lines/s, hub ~198k (1.38x: the engine's stream is the
+               bottleneck of both; `docker run` also demultiplexes in the CLI)
+      docker   round trip p50 4.1 ms, p99 11 ms: each command opens its own stdin attach
+               connection (send_input ~3.7 ms p50 alone); a kept connection would remove it
+      memory   ~39 KiB of daemon heap per idle authenticated console socket (both runtimes)
 
     .venv/bin/python bench/console_throughput.py [LINES] [ROUND_TRIPS] [IDLE_SOCKETS]
 """
