@@ -7,7 +7,9 @@ let it touch another node's servers).
 - `server.status` → `Server.status` (+ crash count and time, install error, installed time).
   Each status carries the daemon's time; one older than the last applied changes nothing, so
   a replayed or reclaimed event never rolls a server back. SUSPENDED is the panel's own and
-  stays until an administrator lifts it; REINSTALLING stays while the daemon says installing.
+  stays until an administrator lifts it; REINSTALLING stays while the daemon says installing,
+  and through the stop that opens a reinstall (`stopping`/`stopped` while the reinstall's
+  deployment is still pending: the daemon has not begun it yet).
 - `deployment.progress` → the deployment's step, percentage and status (running; succeeded at
   100 %; failed when the stage is `failed`). A finished deployment does not move again.
 - `command.result` of `server.create`/`server.reinstall` → the deployment succeeds or fails,
@@ -79,6 +81,7 @@ FAILED_STAGES = frozenset({"failed", "error"})
 """`deployment.progress` stages that end a deployment as failed (the message says why)."""
 
 _INSTALLING = frozenset({Stored.INSTALLING, Stored.REINSTALLING})
+_HALT = frozenset({ServerStatus.STOPPING, ServerStatus.STOPPED})
 _INSTALLED = frozenset({ServerStatus.STARTING, ServerStatus.RUNNING, ServerStatus.STOPPED})
 _OPEN = (DeploymentStatus.PENDING, DeploymentStatus.RUNNING)
 CONSOLE_ACTIONS = frozenset({"session_start", "session_end", "command_sent", "power"})
@@ -116,12 +119,32 @@ async def server_on_node(db: AsyncSession, node_id: uuid.UUID, server_ref: str) 
     return server
 
 
-def _status_values(server: Server, change: ServerStatusChange, at: datetime) -> dict[str, object]:
+async def _install_not_begun(db: AsyncSession, server: Server) -> bool:
+    """Whether the server is (re)installing and its deployment has had no progress yet.
+
+    A reinstall stops a running server first; that stop is reported before the deployment's
+    first step, so it must not turn REINSTALLING into OFFLINE.
+    """
+    if server.status not in _INSTALLING:
+        return False
+    pending = await db.scalar(
+        sa.select(Deployment.id)
+        .where(Deployment.server_id == server.id, Deployment.status == DeploymentStatus.PENDING)
+        .limit(1)
+    )
+    return pending is not None
+
+
+def _status_values(
+    server: Server, change: ServerStatusChange, at: datetime, *, install_not_begun: bool = False
+) -> dict[str, object]:
     """The columns one status change sets on `server` as it is now."""
     stored = SERVER_STATUS[change.status]
     values: dict[str, object] = {"status_changed_at": at}
     if server.status == Stored.SUSPENDED:
         pass  # the panel's own status: only an unsuspend lifts it
+    elif install_not_begun and change.status in _HALT:
+        return values  # the stop that opens a reinstall: still (re)installing
     elif server.status == Stored.REINSTALLING and stored == Stored.INSTALLING:
         pass  # the more precise word for the same thing
     else:
@@ -170,7 +193,8 @@ async def apply_server_status(
                 last=seen.isoformat(),
             )
             return False
-        values = _status_values(server, change, at)
+        halting = change.status in _HALT and await _install_not_begun(db, server)
+        values = _status_values(server, change, at, install_not_begun=halting)
         unchanged_time = (
             Server.status_changed_at.is_(None) if seen is None else Server.status_changed_at == seen
         )
