@@ -219,3 +219,22 @@ async def test_a_lone_viewers_echoes_are_never_held_for_the_batch_interval(
     finally:
         console.leave(viewer)
         await hub.close()
+
+
+async def test_docker_input_reaches_the_container_again_after_a_restart(
+    docker_engine: DockerEngine, docker_runtime: DockerRuntime, server_id: str
+) -> None:
+    script = "echo ready; while read line; do echo got:$line; done"
+    spec = ContainerSpec(
+        server_id=server_id, image=docker_engine.image, command=("sh", "-c", script)
+    )
+    await docker_runtime.create(spec)
+    for run in ("first", "second"):  # the kept stdin connection of the first run dies with it
+        async with await docker_runtime.attach(server_id) as output:
+            await docker_runtime.start(server_id)
+            await collect_until(output, lambda line: line.text == "ready")
+            for n in range(3):
+                await docker_runtime.send_input(server_id, f"{run}-{n}\n")
+                seen = await collect_until(output, lambda line: line.text.startswith("got:"))
+                assert seen[-1].text == f"got:{run}-{n}"
+        await docker_runtime.stop(server_id, grace=2)

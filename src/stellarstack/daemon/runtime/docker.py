@@ -103,6 +103,13 @@ def _status(value: str) -> ContainerStatus:
         return ContainerStatus.DEAD
 
 
+def _carries_input(stream: Stream) -> bool:
+    """True while a kept stdin connection is open (the engine closes it when the run ends)."""
+    response = stream._resp  # aiodocker exposes no state for this
+    transport = response.connection.transport if response and response.connection else None
+    return transport is not None and not transport.is_closing()
+
+
 class _DockerOutput(LineBatches):
     """Lines from an attach connection, stdout and stderr split separately."""
 
@@ -170,6 +177,8 @@ class DockerRuntime(Runtime):
         self._node_id = node_id
         self._pull_stall_timeout = pull_stall_timeout
         self._install_user = install_user
+        self._stdin: dict[str, Stream] = {}
+        self._stdin_lock = asyncio.Lock()
 
     @property
     def node_id(self) -> str | None:
@@ -291,7 +300,8 @@ class DockerRuntime(Runtime):
         return await self.status(spec.server_id)
 
     async def start(self, server_id: str) -> None:
-        """Start the container."""
+        """Start the container (input of the new run goes over a new connection)."""
+        await self._forget_input(server_id)  # the engine may keep the old run's one open
         container = await self._container(server_id)
         async with _translated(server_id):
             await container.start()
@@ -319,6 +329,7 @@ class DockerRuntime(Runtime):
 
     async def remove(self, server_id: str) -> None:
         """Force-remove the container (the bind-mounted files stay)."""
+        await self._forget_input(server_id)
         container = await self._container(server_id)
         async with _translated(server_id):
             await container.delete(force=True, v=True)
@@ -372,11 +383,29 @@ class DockerRuntime(Runtime):
         return [line for _, line in stamped[-tail:]] if tail > 0 else []
 
     async def send_input(self, server_id: str, data: str) -> None:
-        """Write to the container's stdin over a short attach connection."""
-        container = await self._container(server_id)
-        stream = container.attach(stdin=True)
-        async with _translated(server_id), stream:
-            await stream.write_in(data.encode())
+        """Write to the container's stdin over a kept attach connection (anew once it closed)."""
+        async with self._stdin_lock:
+            stream = self._stdin.pop(server_id, None)
+            if stream is None or not _carries_input(stream):
+                if stream is not None:
+                    await stream.close()
+                container = await self._container(server_id)
+                stream = container.attach(stdin=True)
+                async with _translated(server_id):
+                    await stream.__aenter__()
+            self._stdin[server_id] = stream
+        try:
+            async with _translated(server_id):
+                await stream.write_in(data.encode())
+        except BaseException:
+            if self._stdin.get(server_id) is stream:
+                del self._stdin[server_id]
+            await stream.close()
+            raise
+
+    async def _forget_input(self, server_id: str) -> None:
+        if (stream := self._stdin.pop(server_id, None)) is not None:
+            await stream.close()
 
     async def stats(self, server_id: str) -> ResourceStats:
         """One stats sample (the engine takes about a second to measure cpu)."""
@@ -407,4 +436,6 @@ class DockerRuntime(Runtime):
 
     async def close(self) -> None:
         """Close the HTTP client; containers keep running."""
+        for server_id in list(self._stdin):
+            await self._forget_input(server_id)
         await self._docker.close()
