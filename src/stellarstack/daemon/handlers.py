@@ -59,7 +59,7 @@ class CommandHandlers:
     async def _power(self, command: Command, action: PowerAction) -> dict[str, Any]:
         target = command.payload_as(ServerPowerPayload)
         return await self._servers.power(
-            target.server_id, action, signal=target.signal, grace=target.grace
+            target.server_id, action, signal=target.signal, grace=target.grace, spec=target.spec
         )
 
     async def start(self, command: Command) -> dict[str, Any]:

@@ -20,6 +20,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 
 from stellarstack.protocol.errors import MalformedMessageError
 from stellarstack.protocol.keys import check_identifier
+from stellarstack.protocol.servers import ServerSpec
 from stellarstack.protocol.wire import Envelope, WireModel, new_message_id, now
 
 __all__ = [
@@ -67,16 +68,28 @@ class CommandStatus(enum.StrEnum):
 
 
 class ServerPowerPayload(WireModel):
-    """Payload of `server.start|stop|restart|kill`: which server, and how to stop it."""
+    """Payload of `server.start|stop|restart|kill`: which server, and how to stop it.
+
+    `spec` (start and restart): the server's settings as the panel has them now; a daemon
+    whose stored spec differs applies it before starting. Absent (older panels): the stored
+    spec is used as it is.
+    """
 
     server_id: str
     signal: str | None = Field(default=None, pattern=r"^(SIG)?[A-Z0-9]{1,12}$")
     grace: float | None = Field(default=None, gt=0, le=3600, description="Seconds before kill.")
+    spec: ServerSpec | None = None
 
     @field_validator("server_id")
     @classmethod
     def _safe_server_id(cls, value: str) -> str:
         return check_identifier(value, kind="server id")
+
+    @model_validator(mode="after")
+    def _spec_of_this_server(self) -> Self:
+        if self.spec is not None and self.spec.server_id != self.server_id:
+            raise ValueError("spec.serverId is not the server this command is about")
+        return self
 
 
 _PayloadT = TypeVar("_PayloadT", bound=WireModel)

@@ -6,6 +6,7 @@ Usage::
     await manager.reattach()                  # after a daemon (re)start
     await manager.create(spec)                # pull, install, configure, create, start, ready
     await manager.power(server_id, "restart")
+    await manager.power(server_id, "start", spec=spec)   # the panel's current settings first
     await manager.delete(server_id)
     await manager.close()                     # stops watching; servers keep running
 
@@ -15,6 +16,12 @@ done. A deployment that fails before its container exists leaves nothing behind 
 removed; for a new server its files and spec too, the install log kept for reading); one
 whose server exits on its first start keeps its container and files, so the console shows
 why and the next start can be tried after a fix.
+
+A start or restart may carry the panel's current ServerSpec. When it differs from the stored
+one (`RUNTIME_FIELDS`: limits, env, command, ports, image, …) the new spec is stored and the
+stopped server's container is recreated from it over its kept files, its config edits applied
+again; a new image is pulled first (a failed pull fails the start, the old container stays).
+An unchanged spec costs one comparison.
 """
 
 from __future__ import annotations
@@ -42,11 +49,35 @@ from stellarstack.logs import get_logger
 from stellarstack.protocol.events import ServerStatus
 from stellarstack.protocol.servers import ServerSpec
 
-__all__ = ["PowerAction", "ServerManager", "describe"]
+__all__ = [
+    "RUNTIME_FIELDS",
+    "SPEC_ONLY_FIELDS",
+    "PowerAction",
+    "ServerManager",
+    "describe",
+    "settings_differ",
+]
 
 log = get_logger(__name__)
 
 PowerAction = Literal["start", "stop", "restart", "kill"]
+
+
+SPEC_ONLY_FIELDS = frozenset({"deployment_id", "install", "start_on_completion"})
+"""ServerSpec fields that do not change how an installed server runs."""
+RUNTIME_FIELDS = tuple(name for name in ServerSpec.model_fields if name not in SPEC_ONLY_FIELDS)
+"""ServerSpec fields whose change makes a start rebuild the server's container."""
+
+
+def settings_differ(stored: ServerSpec | None, wanted: ServerSpec) -> bool:
+    """Whether `wanted` runs the server differently from `stored` (None: no stored spec)."""
+    if stored is None:
+        return True
+    return any(getattr(stored, name) != getattr(wanted, name) for name in RUNTIME_FIELDS)
+
+
+async def _no_progress(fraction: float, message: str) -> None:
+    """Pull progress of a start is not reported (it has no deployment to report to)."""
 
 
 def describe(state: ContainerState) -> dict[str, Any]:
@@ -191,8 +222,13 @@ class ServerManager:
         *,
         signal: str | None = None,
         grace: float | None = None,
+        spec: ServerSpec | None = None,
     ) -> dict[str, Any]:
-        """Start, stop, restart or kill a server; refused while another action runs."""
+        """Start, stop, restart or kill a server; refused while another action runs.
+
+        `spec` (start, restart): the settings to run with; applied before the boot when they
+        differ from the stored ones (a running server keeps running as it is).
+        """
         entry = self.entry(server_id)
         async with entry.power_action(action):
             entry.cancel_restart()
@@ -206,8 +242,42 @@ class ServerManager:
             state = await self.runtime.status(server_id)
             if state.running:
                 return describe(state)
+            if spec is not None and settings_differ(entry.spec, spec):
+                await self._apply_settings(entry, spec)
             entry.crashes.reset()
             return describe(await self._power.boot(entry))
+
+    async def _apply_settings(self, entry: ServerEntry, wanted: ServerSpec) -> None:
+        """Store `wanted` and rebuild the stopped server's container from it (files kept)."""
+        sid, old = entry.server_id, entry.spec
+        self._check(wanted)
+        spec = wanted.model_copy(
+            update={
+                "deployment_id": old.deployment_id if old is not None else None,
+                "install": old.install if old is not None else wanted.install,
+            }
+        )
+        if old is None or old.image != spec.image:
+            try:
+                await pull_image(self.runtime, spec.image, _no_progress)
+            except CommandFailedError as exc:
+                raise CommandFailedError(
+                    f"server {sid} was not started: {exc}; it keeps its previous image and settings"
+                ) from exc
+        volume = self.store.volume_dir(sid)
+        with contextlib.suppress(ContainerNotFoundError):
+            await self.runtime.remove(sid)
+        try:
+            await self.runtime.create(container_spec(spec, volume))
+        except BaseException:
+            if old is not None:
+                with contextlib.suppress(ContainerRuntimeError, CommandFailedError):
+                    await self.runtime.create(container_spec(old, volume))
+            raise
+        await asyncio.to_thread(apply_edits, volume, spec.config_files)
+        entry.spec = spec
+        self.store.save(spec)
+        log.info("servers.settings_applied", server_id=sid, image=spec.image)
 
     async def delete(self, server_id: str, *, keep_files: bool = False) -> dict[str, Any]:
         """Remove the container, the spec and (unless `keep_files`) the server's files."""
