@@ -17,13 +17,13 @@ p99s move with the machine (the floor's own p99 reached 10-30 ms in busy runs):
                lines in the runtime's queue (the hub's count never completed)
       process  round trip p50 ~52 ms, p99 ~84 ms
     after (the supervisor rings a bell FIFO on each log write; chunks of lines end to end;
-    a lone viewer's echoes skip the batch wait), 1M lines, 1000 round trips, 500 idle sockets:
-      process  floor ~560k lines/s, runtime alone ~410k (0.74x), hub ~320k (0.57x)
-      process  round trip p50 0.9 ms, p99 4.4 ms (floor echo p50 0.18, p99 0.84 ms)
-      docker   floor (docker run) ~144k lines/s, hub ~198k (1.38x: the engine's stream is the
-               bottleneck of both; `docker run` also demultiplexes in the CLI)
-      docker   round trip p50 4.1 ms, p99 11 ms: each command opens its own stdin attach
-               connection (send_input ~3.7 ms p50 alone); a kept connection would remove it
+    a lone viewer's echoes skip the batch wait; Docker input over one kept stdin connection),
+    1M lines, 1000 round trips, 500 idle sockets, two runs:
+      process  floor 450-560k lines/s, runtime alone 0.74-0.76x, hub 0.57-0.97x
+      process  round trip p50 0.9 ms, p99 4.4-6.2 ms (floor echo p99 0.8-4.4 ms in those runs)
+      docker   floor (docker run) 144-187k lines/s, hub 0.95-1.38x (the engine's stream bounds
+               both; `docker run` also demultiplexes in the CLI)
+      docker   round trip p50 0.9 ms, p99 2.1 ms (was p50 4.1 ms with a connection per command)
       memory   ~39 KiB of daemon heap per idle authenticated console socket (both runtimes)
 
     .venv/bin/python bench/console_throughput.py [LINES] [ROUND_TRIPS] [IDLE_SOCKETS]
