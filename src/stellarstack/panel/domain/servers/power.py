@@ -5,6 +5,9 @@ installing, its node reachable), that no other power action for it is still on i
 queues `server.start|stop|restart|kill` (or `server.reinstall`) on the node's command stream.
 How a server stops (console command or signal, grace period) is in the ServerSpec the daemon
 already holds; the status that follows arrives as `server.status` events (`events/apply.py`).
+A start or restart carries the server's ServerSpec as its rows say now (without the install
+script), so saved resources, variables and version apply at that start; a spec that cannot
+be rendered any more (a broken blueprint) is left out and the daemon starts what it has.
 
 One power action at a time: the check and the new command happen under a lock on the server's
 row (a no-op UPDATE: a row lock on PostgreSQL, the write lock on SQLite), so two clicks racing
@@ -58,6 +61,7 @@ from stellarstack.panel.errors import (
     ValidationFailed,
 )
 from stellarstack.protocol.commands import CommandType, ServerPowerPayload
+from stellarstack.protocol.servers import ServerSpec
 from stellarstack.settings import PanelSettings
 
 __all__ = [
@@ -101,6 +105,7 @@ SPEC_PAYLOAD_BYTES = 512 * 1024
 _INSTALLING = frozenset({ServerStatus.INSTALLING, ServerStatus.REINSTALLING})
 INSTALL_COMMANDS = (CommandType.SERVER_CREATE.value, CommandType.SERVER_REINSTALL.value)
 _WAS_RUNNING = frozenset({ServerStatus.STARTING, ServerStatus.RUNNING})
+_STARTS = frozenset({"start", "restart"})
 
 
 async def lock_server(db: AsyncSession, server: Server) -> Server:
@@ -243,7 +248,8 @@ async def request_power(
         busy = await pending_command(db, server.id)
         if busy is not None:
             raise busy_error(busy)
-        payload = ServerPowerPayload(server_id=str(server.id))
+        spec = await _start_spec(db, server) if action in _STARTS else None
+        payload = ServerPowerPayload(server_id=str(server.id), spec=spec)
         command = await send_command(
             db,
             broker,
@@ -251,7 +257,7 @@ async def request_power(
             POWER_COMMANDS[action],
             payload.to_wire(),
             ttl=POWER_TTL,
-            max_payload_bytes=settings.command_max_payload_bytes,
+            max_payload_bytes=max(settings.command_max_payload_bytes, SPEC_PAYLOAD_BYTES),
         )
     await record(
         db,
@@ -283,10 +289,28 @@ def _unrenderable(exc: BlueprintError) -> Conflict:
     )
 
 
+async def _start_spec(db: AsyncSession, server: Server) -> ServerSpec | None:
+    """The spec a start carries: the current one without its install script, or None."""
+    try:
+        spec = await _current_spec(db, server, deployment_id=None, start=True)
+    except Conflict as exc:
+        log.warning("servers.start_spec_unrenderable", server_id=str(server.id), error=exc.detail)
+        return None
+    return spec.model_copy(update={"install": None})
+
+
 async def _payload(
     db: AsyncSession, server: Server, deployment: Deployment, *, start: bool
 ) -> dict[str, Any]:
-    """The `server.reinstall` payload: the ServerSpec as the server's rows say now.
+    """The `server.reinstall` payload: the ServerSpec as the server's rows say now."""
+    spec = await _current_spec(db, server, deployment_id=str(deployment.id), start=start)
+    return spec.to_wire()
+
+
+async def _current_spec(
+    db: AsyncSession, server: Server, *, deployment_id: str | None, start: bool
+) -> ServerSpec:
+    """The ServerSpec as the server's rows say now (Conflict when it cannot be rendered).
 
     Variables the blueprint added since the server was made take their defaults.
     """
@@ -304,7 +328,7 @@ async def _payload(
             spec,
             values,
             list(allocations),
-            deployment_id=str(deployment.id),
+            deployment_id=deployment_id,
             start_on_completion=start,
         )
     except ValidationFailed as exc:
@@ -315,7 +339,7 @@ async def _payload(
         ) from exc
     except BlueprintError as exc:
         raise _unrenderable(exc) from exc
-    return built.to_wire()
+    return built
 
 
 async def request_reinstall(
