@@ -1,18 +1,27 @@
 """Start and restart carry the server's current ServerSpec (what PATCH saved), stop and kill
 carry none, and a server whose blueprint no longer renders still starts — through the API on
-SQLite + in-process broker and PostgreSQL + Redis."""
+SQLite + in-process broker and PostgreSQL + Redis; and end to end on a real daemon in Docker:
+an edit reaches the container at the next restart, no edit keeps the container."""
 
 from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
 
+import aiodocker
+import pytest
 import sqlalchemy as sa
 
-from stellarstack.panel.db.enums import CommandStatus
+from stellarstack.panel.db.enums import CommandStatus, ServerStatus
 from stellarstack.panel.db.models import NodeCommand
 from stellarstack.protocol.commands import ServerPowerPayload
+from tests.panel.servers_power import test_lifecycle_docker as lifecycle
 from tests.panel.servers_power.conftest import Scene, Stage, new_scene, queued_commands
+from tests.panel.servers_power.test_lifecycle_docker import Rig, reaches
+from tests.support.game_image import GAME_BLUEPRINT_SLUG
+from tests.support.services import DockerEngine
+
+rig = lifecycle.rig  # panel + daemon Agent on Docker, one broker
 
 
 async def finish(stage: Stage, command_id: str) -> None:
@@ -74,3 +83,52 @@ async def test_a_server_whose_blueprint_no_longer_renders_still_starts_without_a
         sent = await power(stage, scene, action)
         assert sent.spec is None
         assert sent.to_wire() == {"serverId": str(scene.server_id)}
+
+
+async def memory_of(engine: DockerEngine, container_id: str) -> int:
+    """The container's memory limit as the engine reports it."""
+    async with aiodocker.Docker(url=engine.host) as docker:
+        container = await docker.containers.get(container_id)
+        memory: int = container._container["HostConfig"]["Memory"]
+        return memory
+
+
+@pytest.mark.docker
+async def test_an_edit_reaches_the_container_at_the_next_restart_and_no_edit_keeps_it(
+    rig: Rig, docker_engine: DockerEngine
+) -> None:
+    created = await rig.client.post(
+        "/api/v1/servers",
+        headers=rig.headers,
+        json={"name": "Edited", "blueprint": GAME_BLUEPRINT_SLUG, "nodeId": str(rig.node_id)},
+    )
+    assert created.status_code in (201, 202), created.text
+    server_id = created.json()["data"]["server"]["id"]
+    row = await reaches(rig, server_id, ServerStatus.RUNNING)
+    first = await rig.runtime.status(server_id)
+    assert await memory_of(docker_engine, first.container_id) == row.memory_mb << 20
+
+    async def restart() -> None:
+        done = await rig.client.post(
+            f"/api/v1/servers/{server_id}/restart", headers=rig.headers, json={"wait": 10}
+        )
+        assert done.status_code in (200, 202), done.text
+        assert done.json()["data"]["status"] == "succeeded", done.text
+        await reaches(rig, server_id, ServerStatus.RUNNING)
+
+    await restart()  # nothing edited: the settings the server was made with
+    assert (await rig.runtime.status(server_id)).container_id == first.container_id
+
+    grown = row.memory_mb + 128
+    saved = await rig.client.patch(
+        f"/api/v1/servers/{server_id}",
+        headers=rig.headers,
+        json={"memoryMb": grown, "variables": {"WORLD_NAME": "beta"}},
+    )
+    assert saved.status_code == 200, saved.text
+    await restart()
+    second = await rig.runtime.status(server_id)
+    assert second.container_id != first.container_id
+    assert await memory_of(docker_engine, second.container_id) == grown << 20
+    output = "\n".join(line.text for line in await rig.runtime.logs(server_id, tail=200))
+    assert "Preparing world beta" in output
