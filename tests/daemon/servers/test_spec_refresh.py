@@ -114,6 +114,32 @@ async def test_a_new_image_that_cannot_be_pulled_fails_the_start_and_keeps_the_o
     assert result["status"] == "running"
 
 
+@pytest.mark.docker
+async def test_a_change_the_container_does_not_hold_is_stored_without_a_rebuild(
+    docker_servers: Servers, server_id: str
+) -> None:
+    servers = docker_servers
+    spec = servers.spec(server_id)
+    await servers.manager.create(spec)
+    before = await servers.runtime.status(server_id)
+    limits = spec.limits.model_copy(update={"disk_mb": 512})
+    wanted = changed(spec, limits=limits, stop=spec.stop.model_copy(update={"timeout": 20}))
+    await servers.manager.power(server_id, "restart", spec=wanted)
+    assert (await servers.runtime.status(server_id)).container_id == before.container_id
+    stored = servers.store.load(server_id)
+    assert stored is not None
+    assert (stored.limits.disk_mb, stored.stop.timeout) == (512, 20)
+
+
+async def test_a_reinstall_says_installing_once_its_stop_is_over(
+    servers: Servers, server_id: str
+) -> None:
+    await servers.manager.create(servers.spec(server_id))
+    await servers.manager.reinstall(servers.spec(server_id))  # no install step
+    statuses = await servers.status_names(server_id)
+    assert statuses[-5:] == ["stopping", "stopped", "installing", "starting", "running"]
+
+
 def test_a_power_command_without_a_spec_reads_as_before() -> None:
     command = Command.create(CommandType.SERVER_RESTART, {"serverId": "t-mine"})
     payload = command.payload_as(ServerPowerPayload)

@@ -36,6 +36,7 @@ from stellarstack.daemon.events import EventPublisher
 from stellarstack.daemon.runtime import (
     ContainerNotFoundError,
     ContainerRuntimeError,
+    ContainerSpec,
     ContainerState,
     Runtime,
 )
@@ -148,6 +149,8 @@ class ServerManager:
                 await self._power.halt(entry)
                 await self.runtime.remove(spec.server_id)
             entry.stop_watching()
+            # said once the stop is over, so the panel does not take that stop for the end
+            await self.reporter.status(spec.server_id, ServerStatus.INSTALLING)
             return await self._deploy(entry, spec, new=False)
 
     async def _deploy(self, entry: ServerEntry, spec: ServerSpec, *, new: bool) -> dict[str, Any]:
@@ -157,7 +160,7 @@ class ServerManager:
         self.store.save(spec)
         await asyncio.to_thread(volume.mkdir, parents=True, exist_ok=True)
         try:
-            await self._prepare(spec)
+            await self._prepare(spec, installing_reported=not new)
             await report.progress(sid, spec.deployment_id, "creating_container", 0.7)
             await self.runtime.create(container_spec(spec, volume))
         except BaseException as exc:
@@ -182,7 +185,7 @@ class ServerManager:
         await report.progress(sid, spec.deployment_id, "done", 1.0, "running")
         return describe(state)
 
-    async def _prepare(self, spec: ServerSpec) -> None:
+    async def _prepare(self, spec: ServerSpec, *, installing_reported: bool = False) -> None:
         """Pull images, run the install script, apply config edits."""
         sid, report, deployment = spec.server_id, self.reporter, spec.deployment_id
 
@@ -194,7 +197,8 @@ class ServerManager:
         if spec.install is not None:
             await pull_image(self.runtime, spec.install.image, pulled)
             await report.progress(sid, deployment, "installing", 0.25)
-            await report.status(sid, ServerStatus.INSTALLING)
+            if not installing_reported:
+                await report.status(sid, ServerStatus.INSTALLING)
             await run_install(
                 self.runtime,
                 spec,
@@ -265,19 +269,26 @@ class ServerManager:
                     f"server {sid} was not started: {exc}; it keeps its previous image and settings"
                 ) from exc
         volume = self.store.volume_dir(sid)
+        wanted_container = container_spec(spec, volume)
+        if old is None or container_spec(old, volume) != wanted_container:
+            await self._rebuild(sid, wanted_container, old)
+        await asyncio.to_thread(apply_edits, volume, spec.config_files)
+        entry.spec = spec
+        self.store.save(spec)
+        log.info("servers.settings_applied", server_id=sid, image=spec.image)
+
+    async def _rebuild(self, sid: str, wanted: ContainerSpec, old: ServerSpec | None) -> None:
+        """Replace the server's container by `wanted`; put the old one back if that fails."""
+        volume = self.store.volume_dir(sid)
         with contextlib.suppress(ContainerNotFoundError):
             await self.runtime.remove(sid)
         try:
-            await self.runtime.create(container_spec(spec, volume))
+            await self.runtime.create(wanted)
         except BaseException:
             if old is not None:
                 with contextlib.suppress(ContainerRuntimeError, CommandFailedError):
                     await self.runtime.create(container_spec(old, volume))
             raise
-        await asyncio.to_thread(apply_edits, volume, spec.config_files)
-        entry.spec = spec
-        self.store.save(spec)
-        log.info("servers.settings_applied", server_id=sid, image=spec.image)
 
     async def delete(self, server_id: str, *, keep_files: bool = False) -> dict[str, Any]:
         """Remove the container, the spec and (unless `keep_files`) the server's files."""
