@@ -155,17 +155,6 @@ async def test_phone_navigation_opens_and_closes(browser: Browser, panel: Panel)
         watch.assert_clean()
 
 
-async def test_console_tab_mounts_a_terminal(browser: Browser, panel: Panel) -> None:
-    async with watched_page(browser, panel.url, theme="dark") as (page, watch):
-        await sign_in(page, panel)
-        await page.wait_for_url(re.compile(r"/dashboard$"))
-        await page.goto("/servers/demo/console")
-        await expect(page.locator("#console-terminal .xterm")).to_be_visible()
-        await expect(page.locator(".xterm-rows")).to_contain_text("StellarStack console")
-        await screenshot(page, "console-dark-desktop")
-        watch.assert_clean()
-
-
 async def test_sign_out_returns_to_sign_in_with_a_note(browser: Browser, panel: Panel) -> None:
     async with watched_page(browser, panel.url) as (page, watch):
         await sign_in(page, panel)

@@ -147,7 +147,7 @@ async def test_a_blueprint_without_a_startup_command_runs_its_images_entrypoint(
 ) -> None:
     player = await panel.user()
     node = await panel.node([30021])
-    body = {"name": "Image", "blueprint": "entrypoint-only", "variables": {}}
+    body = {"name": "Image", "blueprint": "entrypoint-only", "nodeId": str(node)}
     response = await player.post("/api/v1/servers", json=body)
     assert response.status_code == 202, response.text
     [command] = await panel.commands_of(node)
