@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import dataclasses
 import json
-from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime
 from typing import Any, ClassVar
@@ -25,7 +24,6 @@ from stellarstack.daemon.runtime.base import (
     PullProgress,
     ResourceStats,
     Runtime,
-    StreamName,
 )
 from stellarstack.daemon.runtime.docker_config import container_config, resource_stats
 from stellarstack.daemon.runtime.errors import (
@@ -47,7 +45,7 @@ from stellarstack.daemon.runtime.install import (
     remove_container,
     unprivileged_user,
 )
-from stellarstack.daemon.runtime.output import LineBatches, LineSplitter
+from stellarstack.daemon.runtime.output import MultiplexedOutput
 from stellarstack.daemon.runtime.pull import check_image_reference, pull_image
 from stellarstack.logs import get_logger
 
@@ -66,7 +64,6 @@ LABEL_MANAGED = "stellarstack.managed"
 LABEL_SERVER_ID = "stellarstack.server_id"
 LABEL_NODE_ID = "stellarstack.node_id"
 
-_STREAMS: dict[int, StreamName] = {1: "stdout", 2: "stderr"}
 
 log = get_logger(__name__)
 
@@ -108,52 +105,6 @@ def _carries_input(stream: Stream) -> bool:
     response = stream._resp  # aiodocker exposes no state for this
     transport = response.connection.transport if response and response.connection else None
     return transport is not None and not transport.is_closing()
-
-
-class _DockerOutput(LineBatches):
-    """Lines from an attach connection, stdout and stderr split separately."""
-
-    def __init__(self, stream: Stream) -> None:
-        self._stream = stream
-        self._splitters = {1: LineSplitter(), 2: LineSplitter()}
-        self._pending: deque[OutputLine] = deque()
-        self._done = False
-
-    async def _read(self) -> tuple[StreamName, list[str]]:
-        """The lines of the next attach message; at the end, each unfinished line; then none."""
-        while not self._done:
-            message = await self._stream.read_out()
-            if message is None:
-                self._done = True
-                break
-            fd = message.stream if message.stream in self._splitters else 1
-            if texts := self._splitters[fd].feed(message.data):
-                return _STREAMS[fd], texts
-        for fd, splitter in self._splitters.items():
-            if texts := splitter.flush():
-                return _STREAMS[fd], texts
-        return "stdout", []
-
-    async def next_lines(self) -> list[str]:
-        """The texts of the next attach message's lines (one frame from the engine per call)."""
-        if self._pending:
-            texts = [line.text for line in self._pending]
-            self._pending.clear()
-            return texts
-        return (await self._read())[1]
-
-    async def __anext__(self) -> OutputLine:
-        if not self._pending:
-            stream, texts = await self._read()
-            if not texts:
-                raise StopAsyncIteration
-            self._pending.extend(OutputLine(stream, text) for text in texts)
-        return self._pending.popleft()
-
-    async def aclose(self) -> None:
-        """Close the attach connection."""
-        self._done = True
-        await self._stream.close()
 
 
 class DockerRuntime(Runtime):
@@ -273,7 +224,7 @@ class DockerRuntime(Runtime):
         stream = container.attach(stdout=True, stderr=True, logs=True)
         async with _translated(server_id):
             await stream.__aenter__()
-            async with _DockerOutput(stream) as output:
+            async with MultiplexedOutput(stream) as output:
                 await container.start()
                 async for line in output:
                     if on_output is not None:
@@ -365,7 +316,7 @@ class DockerRuntime(Runtime):
         stream = container.attach(stdout=True, stderr=True, logs=False)
         async with _translated(server_id):
             await stream.__aenter__()
-        return _DockerOutput(stream)
+        return MultiplexedOutput(stream)
 
     async def logs(self, server_id: str, *, tail: int = 100) -> list[OutputLine]:
         """The last `tail` lines, stdout and stderr merged in time order."""

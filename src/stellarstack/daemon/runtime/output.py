@@ -8,10 +8,20 @@ ready in one call with `next_lines(stream)` instead of one awaited object per li
 from __future__ import annotations
 
 import abc
+from collections import deque
+from typing import Protocol
 
-from stellarstack.daemon.runtime.base import OutputStream
+from stellarstack.daemon.runtime.base import OutputLine, OutputStream, StreamName
 
-__all__ = ["MAX_LINE_BYTES", "LineBatches", "LineSplitter", "next_lines"]
+__all__ = [
+    "MAX_LINE_BYTES",
+    "Frame",
+    "FrameSource",
+    "LineBatches",
+    "LineSplitter",
+    "MultiplexedOutput",
+    "next_lines",
+]
 
 MAX_LINE_BYTES = 64 * 1024
 """Longer output without a newline is cut into lines of this size (bounds memory)."""
@@ -59,6 +69,77 @@ class LineBatches(OutputStream):
     @abc.abstractmethod
     async def next_lines(self) -> list[str]:
         """The lines ready now (waiting for at least one); [] once the output has ended."""
+
+
+class Frame(Protocol):
+    """One frame of a multiplexed stream: the fd it came from (1 stdout, 2 stderr), its bytes."""
+
+    @property
+    def stream(self) -> int: ...
+
+    @property
+    def data(self) -> bytes: ...
+
+
+class FrameSource(Protocol):
+    """A multiplexed output connection (Docker's attach stream)."""
+
+    async def read_out(self) -> Frame | None:
+        """The next frame; None at the end."""
+        ...
+
+    async def close(self) -> None:
+        """Close the connection."""
+        ...
+
+
+_STREAMS: dict[int, StreamName] = {1: "stdout", 2: "stderr"}
+
+
+class MultiplexedOutput(LineBatches):
+    """Lines from a multiplexed connection, stdout and stderr split separately."""
+
+    def __init__(self, source: FrameSource) -> None:
+        self._source = source
+        self._splitters = {1: LineSplitter(), 2: LineSplitter()}
+        self._pending: deque[OutputLine] = deque()
+        self._done = False
+
+    async def _read(self) -> tuple[StreamName, list[str]]:
+        """The lines of the next frame; at the end, each unfinished line; then none."""
+        while not self._done:
+            frame = await self._source.read_out()
+            if frame is None:
+                self._done = True
+                break
+            fd = frame.stream if frame.stream in self._splitters else 1
+            if texts := self._splitters[fd].feed(frame.data):
+                return _STREAMS[fd], texts
+        for fd, splitter in self._splitters.items():
+            if texts := splitter.flush():
+                return _STREAMS[fd], texts
+        return "stdout", []
+
+    async def next_lines(self) -> list[str]:
+        """The texts of the next frame's lines (one frame from the engine per call)."""
+        if self._pending:
+            texts = [line.text for line in self._pending]
+            self._pending.clear()
+            return texts
+        return (await self._read())[1]
+
+    async def __anext__(self) -> OutputLine:
+        if not self._pending:
+            stream, texts = await self._read()
+            if not texts:
+                raise StopAsyncIteration
+            self._pending.extend(OutputLine(stream, text) for text in texts)
+        return self._pending.popleft()
+
+    async def aclose(self) -> None:
+        """Close the connection."""
+        self._done = True
+        await self._source.close()
 
 
 async def next_lines(stream: OutputStream) -> list[str]:
