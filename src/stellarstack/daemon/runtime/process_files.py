@@ -1,8 +1,8 @@
 """The on-disk record of one process-runtime server, shared by the daemon and its supervisor.
 
 ``<state dir>/<server id>/`` holds ``spec.json`` (what to run), the supervisor's files
-(`supervisor.py`: launch, state, exit, output log, stdin FIFO) and nothing else, so a daemon
-started later rebuilds every server from the directory alone.
+(`supervisor.py`: launch, state, exit, output log, stdin and bell FIFOs) and nothing else,
+so a daemon started later rebuilds every server from the directory alone.
 """
 
 from __future__ import annotations
