@@ -100,7 +100,7 @@ async def test_the_settings_tab_shows_current_values_variables_versions_and_note
     assert 'id="s-name" name="name" type="text" value="My world"' in text
     assert 'name="memory_mb" type="number"' in text and 'value="512"' in text
     assert "New limits apply the next time the server (re)starts." in text
-    assert 'data-testid="version-note">A new version is installed when the server is reinst' in text
+    assert 'data-testid="version-note">The version&#39;s image and settings apply' in text
     assert re.search(r'<option value="2.0" selected>2.0 \(recommended\)', text)
     assert re.search(r'name="var.WORLD" type="text" value="overworld"', text)
     assert re.search(r'<select id="s-var-MODE" name="var.MODE"', text)
@@ -216,7 +216,7 @@ async def test_a_version_change_is_saved_for_the_next_reinstall(
     assert response.status_code == 303
     assert (await _fresh(panel_database, player.id)).version_tag == "1.9"
     text = assert_page(await web_client.get(response.headers["location"]))
-    assert "Version set to 1.9. A new version is installed when the server is reinstalled." in text
+    assert "Version set to 1.9. The version&#39;s image and settings apply at the next" in text
     assert re.search(r'<option value="1.9" selected>', text)
 
 

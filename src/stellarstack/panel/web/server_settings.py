@@ -66,7 +66,10 @@ FORM_PERMISSIONS = {
 }
 RESOURCES_NOTE = "New limits apply the next time the server (re)starts."
 VARIABLES_NOTE = "Changed variables apply the next time the server (re)starts."
-VERSION_NOTE = "A new version is installed when the server is reinstalled."
+VERSION_NOTE = (
+    "The version's image and settings apply at the next start or restart; games whose install "
+    "script downloads the version (most Minecraft blueprints) need a reinstall to fetch it."
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -314,7 +317,7 @@ async def save_variables(
 async def save_version(
     request: Request, principal: CurrentPrincipal, db: DbSession, server_id: str
 ) -> Response:
-    """Pick another of the blueprint's versions (installed at the next reinstall)."""
+    """Pick another of the blueprint's versions (applied at the next start)."""
     return await _apply(request, db, principal, server_id, "version", _version_body)
 
 
