@@ -111,8 +111,10 @@ def report(name: str, latencies: list[float], floor_p50: float | None) -> float:
     p50 = statistics.median(ordered)
     p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
     ratio = f"{p50 / floor_p50:5.1f}x" if floor_p50 else "floor"
-    verdict = "" if floor_p50 is None else (
-        "ok" if p50 < TARGET_P50_MS and p99 < TARGET_P99_MS else "OVER TARGET"
+    verdict = (
+        ""
+        if floor_p50 is None
+        else ("ok" if p50 < TARGET_P50_MS and p99 < TARGET_P99_MS else "OVER TARGET")
     )
     print(f"{name:<34} p50 {p50:7.3f} ms   p99 {p99:7.3f} ms   {ratio:>6}   {verdict}")
     return p50

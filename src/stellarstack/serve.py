@@ -46,9 +46,7 @@ class Listener:
             raise RuntimeError("the server failed to start (see the log above)") from exc
 
 
-def listen(
-    app: ASGIApp, host: str, port: int, *, ws_max_size: int = 16 * 1024 * 1024
-) -> Listener:
+def listen(app: ASGIApp, host: str, port: int, *, ws_max_size: int = 16 * 1024 * 1024) -> Listener:
     """Bind host:port and prepare a uvicorn server for the app (structured logs, lifespan).
 
     `ws_max_size` caps one WebSocket message: larger ones close the socket before they are
