@@ -19,7 +19,8 @@ def test_dry_run_prints_each_egg_report_and_the_counts(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert "PTDL_v1: " in result.output and "PLCN_v3: " in result.output
     assert "unmapped config.files[\"settings.xml\"]: the 'xml' config parser" in result.output
-    assert "read 5 blueprint(s) (5 from eggs, 10 unmapped field(s)), 1 failed" in result.output
+    assert "read 6 blueprint(s) (6 from eggs, 11 unmapped field(s)), 0 failed" in result.output
+    assert "imported as vanilla-minecraft-2" in result.output  # two eggs of one game
     assert not (tmp_path / "stellarstack.db").exists(), "a dry run touches no database"
 
 

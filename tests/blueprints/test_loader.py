@@ -36,3 +36,18 @@ def test_directory_loads_blueprints_and_eggs_and_lists_problems(tmp_path: Path) 
 def test_missing_directory_is_a_problem_not_a_crash(tmp_path: Path) -> None:
     result = load_directory(tmp_path / "nope")
     assert not result.loaded and result.problems[0].message == "is not a directory"
+
+
+def test_two_eggs_of_one_game_both_import_the_second_under_a_free_slug(tmp_path: Path) -> None:
+    shutil.copy(EGGS_DIR / "pelican-vanilla-minecraft.yaml", tmp_path / "a.yaml")
+    shutil.copy(EGGS_DIR / "pterodactyl-vanilla-minecraft.json", tmp_path / "b.json")
+    (tmp_path / "c.json").write_text((EGGS_DIR / "pterodactyl-vanilla-minecraft.json").read_text())
+
+    result = load_directory(tmp_path)
+
+    assert not result.problems
+    slugs = [loaded.blueprint.slug for loaded in result.loaded]
+    assert slugs == ["vanilla-minecraft", "vanilla-minecraft-2", "vanilla-minecraft-3"]
+    second = result.loaded[1]
+    assert second.report is not None
+    assert any("imported as vanilla-minecraft-2" in w for w in second.report.warnings)

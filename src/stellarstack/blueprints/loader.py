@@ -119,6 +119,15 @@ def _files(directory: Path) -> list[Path]:
     return found
 
 
+def _free_slug(slug: str, taken: dict[str, str]) -> str:
+    """`slug-2`, `slug-3`, … : the first not in `taken` (within the slug length limit)."""
+    for n in range(2, MAX_FILES + 2):
+        candidate = f"{slug[:120]}-{n}"
+        if candidate not in taken:
+            return candidate
+    raise BlueprintError(f"too many blueprints named {slug}")
+
+
 def load_directory(directory: Path, *, source_kind: str = "operator") -> LoadResult:
     """Every blueprint (or egg) under a directory; broken files are listed, not fatal."""
     result = LoadResult()
@@ -133,14 +142,20 @@ def load_directory(directory: Path, *, source_kind: str = "operator") -> LoadRes
         except (BlueprintError, yaml.YAMLError) as exc:
             result.problems.append(LoadProblem(origin, str(exc)))
             continue
-        slug = loaded.blueprint.slug
-        if slug in seen:
+        blueprint, slug = loaded.blueprint, loaded.blueprint.slug
+        if slug in seen and loaded.report is not None:
+            # Two eggs of one game (a Pterodactyl and a Pelican export): keep both, apart.
+            blueprint = blueprint.model_copy(update={"slug": _free_slug(slug, seen)})
+            loaded.report.warnings.append(
+                f"{slug} is already defined by {seen[slug]}: imported as {blueprint.slug}"
+            )
+        elif slug in seen:
             result.problems.append(
                 LoadProblem(origin, f"{slug} is already defined by {seen[slug]}")
             )
             continue
-        seen[slug] = origin
-        result.loaded.append(Loaded(loaded.blueprint, origin, loaded.sha256, loaded.report))
+        seen[blueprint.slug] = origin
+        result.loaded.append(Loaded(blueprint, origin, loaded.sha256, loaded.report))
     log.info(
         "blueprints.directory_loaded",
         directory=str(directory),
