@@ -15,10 +15,9 @@ SIGTERM and SIGINT also stop it cleanly.
 
 from __future__ import annotations
 
-import shutil
-import subprocess
-import tempfile
 from pathlib import Path
+
+from tests.support.services import build_busybox_image
 
 __all__ = [
     "GAME_BLUEPRINT_SLUG",
@@ -75,30 +74,13 @@ def write_game_script(directory: Path) -> Path:
 
 def build_game_image(host: str) -> str | None:
     """Build `GAME_IMAGE` FROM scratch with the static busybox; None on success, else why not."""
-    busybox = next((p for p in ("/bin/busybox", "/usr/bin/busybox") if Path(p).exists()), None)
-    if busybox is None:
-        return "busybox-static is not installed (Debian package `busybox-static`)"
-    with tempfile.TemporaryDirectory(prefix="stellar-game-") as ctx:
-        shutil.copy2(busybox, Path(ctx) / "busybox")
-        write_game_script(Path(ctx))
-        (Path(ctx) / "Dockerfile").write_text(
-            "FROM scratch\n"
-            "COPY busybox /bin/busybox\n"
-            'RUN ["/bin/busybox", "--install", "-s", "/bin"]\n'
-            "RUN mkdir -p /tmp /home/container && chmod 1777 /tmp /home/container\n"
-            "COPY game.sh /game.sh\n"
-            "WORKDIR /home/container\n"
-            'CMD ["/bin/sh", "/game.sh"]\n'
-        )
-        res = subprocess.run(
-            ["docker", "-H", host, "build", "-q", "-t", GAME_IMAGE, ctx],
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
-    if res.returncode != 0:
-        return f"building the game test image failed: {res.stderr[-400:]}"
-    return None
+    return build_busybox_image(
+        host,
+        GAME_IMAGE,
+        files={"game.sh": GAME_SCRIPT},
+        tail=f"COPY game.sh {GAME_SCRIPT_PATH}\nWORKDIR /home/container\n"
+        f'CMD ["/bin/sh", "{GAME_SCRIPT_PATH}"]\n',
+    )
 
 
 def game_blueprint_yaml(script: str = GAME_SCRIPT_PATH, *, image: str = GAME_IMAGE) -> str:

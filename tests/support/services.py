@@ -314,8 +314,11 @@ def _docker_answers(sock: str) -> bool:
     return res.returncode == 0
 
 
-def build_test_image(host: str) -> str | None:
-    """Build `stellarstack-test/busybox` FROM scratch out of Debian's busybox-static."""
+def build_busybox_image(
+    host: str, tag: str, *, files: dict[str, str] | None = None, tail: str = 'CMD ["/bin/sh"]\n'
+) -> str | None:
+    """Build `tag` FROM scratch out of Debian's busybox-static, plus `files` (name → text) and
+    the Dockerfile lines `tail`; None on success, else why not."""
     busybox = next((p for p in ("/bin/busybox", "/usr/bin/busybox") if Path(p).exists()), None)
     if busybox is None:
         return "busybox-static is not installed (Debian package `busybox-static`)"
@@ -324,22 +327,29 @@ def build_test_image(host: str) -> str | None:
         return f"{busybox} is dynamically linked: install Debian's `busybox-static`"
     with tempfile.TemporaryDirectory(prefix="stellar-img-") as ctx:
         shutil.copy2(busybox, Path(ctx) / "busybox")
+        for name, text in (files or {}).items():
+            (Path(ctx) / name).write_text(text)
+            (Path(ctx) / name).chmod(0o755)
         (Path(ctx) / "Dockerfile").write_text(
             "FROM scratch\n"
             "COPY busybox /bin/busybox\n"
             'RUN ["/bin/busybox", "--install", "-s", "/bin"]\n'
-            "RUN mkdir -p /tmp /home/container && chmod 1777 /tmp\n"
-            'CMD ["/bin/sh"]\n'
+            "RUN mkdir -p /tmp /home/container && chmod 1777 /tmp /home/container\n" + tail
         )
         res = subprocess.run(
-            ["docker", "-H", host, "build", "-q", "-t", TEST_IMAGE, ctx],
+            ["docker", "-H", host, "build", "-q", "-t", tag, ctx],
             capture_output=True,
             text=True,
             timeout=300,
         )
     if res.returncode != 0:
-        return f"building the busybox test image failed: {res.stderr[-400:]}"
+        return f"building the test image {tag} failed: {res.stderr[-400:]}"
     return None
+
+
+def build_test_image(host: str) -> str | None:
+    """Build `stellarstack-test/busybox` FROM scratch out of Debian's busybox-static."""
+    return build_busybox_image(host, TEST_IMAGE)
 
 
 def start_docker() -> tuple[DockerEngine | None, str]:
