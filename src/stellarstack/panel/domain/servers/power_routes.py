@@ -10,10 +10,13 @@ Retry-After) when the server's node is not online. `POST /servers/{id}/reinstall
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, Response, status
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from stellarstack.broker import Broker
 from stellarstack.panel.auth.permissions import ServerAccess, require_server_permission
 from stellarstack.panel.db.models import NodeCommand
 from stellarstack.panel.deps import BrokerDep, DbSession, SettingsDep, get_database
@@ -22,6 +25,7 @@ from stellarstack.panel.domain.commands.service import FINISHED, wait_for
 from stellarstack.panel.domain.servers import power
 from stellarstack.panel.domain.servers.schemas import DeploymentOut, PowerAction, PowerRequest
 from stellarstack.panel.schemas import Envelope, ok
+from stellarstack.settings import PanelSettings
 
 __all__ = ["router"]
 
@@ -38,23 +42,42 @@ _FINISHED_IN_TIME: dict[int | str, dict[str, object]] = {
 }
 
 
-async def _power(
-    action: PowerAction,
-    access: ServerAccess,
-    body: PowerRequest | None,
+@dataclass(frozen=True, slots=True)
+class PowerCall:
+    """What every power route needs besides its permission: the request's parts and services."""
+
+    request: Request
+    response: Response
+    db: AsyncSession
+    broker: Broker
+    settings: PanelSettings
+    wait: float
+
+
+async def _power_call(
     request: Request,
     response: Response,
     db: DbSession,
     broker: BrokerDep,
     settings: SettingsDep,
-) -> Envelope[CommandOut]:
-    command = await power.request_power(db, broker, settings, access, action)
+    body: PowerRequest | None = None,
+) -> PowerCall:
     wait = body.wait if body is not None else 0.0
-    if wait > 0:
+    return PowerCall(request, response, db, broker, settings, wait)
+
+
+Call = Annotated[PowerCall, Depends(_power_call)]
+
+
+async def _power(action: PowerAction, access: ServerAccess, call: Call) -> Envelope[CommandOut]:
+    db = call.db
+    command = await power.request_power(db, call.broker, call.settings, access, action)
+    if call.wait > 0:
         await db.commit()  # the audit entry, before the connection goes back to the pool
         await db.close()
-        command = await wait_for(get_database(request), command.id, within=wait) or command
-    return _answer(command, response)
+        finished = await wait_for(get_database(call.request), command.id, within=call.wait)
+        command = finished or command
+    return _answer(command, call.response)
 
 
 def _answer(command: NodeCommand, response: Response) -> Envelope[CommandOut]:
@@ -69,17 +92,9 @@ def _answer(command: NodeCommand, response: Response) -> Envelope[CommandOut]:
     status_code=status.HTTP_202_ACCEPTED,
     responses=_FINISHED_IN_TIME,
 )
-async def start_server(
-    access: Starter,
-    request: Request,
-    response: Response,
-    db: DbSession,
-    broker: BrokerDep,
-    settings: SettingsDep,
-    body: PowerRequest | None = None,
-) -> Envelope[CommandOut]:
+async def start_server(access: Starter, call: Call) -> Envelope[CommandOut]:
     """Start the server."""
-    return await _power("start", access, body, request, response, db, broker, settings)
+    return await _power("start", access, call)
 
 
 @router.post(
@@ -88,17 +103,9 @@ async def start_server(
     status_code=status.HTTP_202_ACCEPTED,
     responses=_FINISHED_IN_TIME,
 )
-async def stop_server(
-    access: Stopper,
-    request: Request,
-    response: Response,
-    db: DbSession,
-    broker: BrokerDep,
-    settings: SettingsDep,
-    body: PowerRequest | None = None,
-) -> Envelope[CommandOut]:
+async def stop_server(access: Stopper, call: Call) -> Envelope[CommandOut]:
     """Stop the server gracefully (its stop command or signal, then a kill after the timeout)."""
-    return await _power("stop", access, body, request, response, db, broker, settings)
+    return await _power("stop", access, call)
 
 
 @router.post(
@@ -107,17 +114,9 @@ async def stop_server(
     status_code=status.HTTP_202_ACCEPTED,
     responses=_FINISHED_IN_TIME,
 )
-async def restart_server(
-    access: Restarter,
-    request: Request,
-    response: Response,
-    db: DbSession,
-    broker: BrokerDep,
-    settings: SettingsDep,
-    body: PowerRequest | None = None,
-) -> Envelope[CommandOut]:
+async def restart_server(access: Restarter, call: Call) -> Envelope[CommandOut]:
     """Stop the server gracefully, then start it again."""
-    return await _power("restart", access, body, request, response, db, broker, settings)
+    return await _power("restart", access, call)
 
 
 @router.post(
@@ -126,17 +125,9 @@ async def restart_server(
     status_code=status.HTTP_202_ACCEPTED,
     responses=_FINISHED_IN_TIME,
 )
-async def kill_server(
-    access: Killer,
-    request: Request,
-    response: Response,
-    db: DbSession,
-    broker: BrokerDep,
-    settings: SettingsDep,
-    body: PowerRequest | None = None,
-) -> Envelope[CommandOut]:
+async def kill_server(access: Killer, call: Call) -> Envelope[CommandOut]:
     """Kill the server at once (SIGKILL): unsaved game state is lost."""
-    return await _power("kill", access, body, request, response, db, broker, settings)
+    return await _power("kill", access, call)
 
 
 @router.post(
